@@ -1,0 +1,217 @@
+"""Pure privacy analysis: epsilon of the subsampled Gaussian mechanism, closed forms, slide theorems.
+
+No state lives here (the stateful bookkeeping is :mod:`fedsim.privacy.accountant`). Numerical
+accounting is Opacus': RDP (Mironov 2017; Mironov, Talwar, Zhang arXiv:1908.10530 for the
+sampled Gaussian, with the conversion of Balle et al. 2020, Theorem 21 of arXiv:1905.09982) or
+PRV (Gopi, Lee, Wutschitz 2021, arXiv:2106.02848). Both assume Poisson sampling with rate q and
+add/remove-one adjacency (sensitivity = the clip bound G).
+
+The two theorems printed on the slides are available only with a feasibility flag; neither is
+ever used to set noise silently (spec laplacian-smoothing-dp-fed-ls.md §2.2, §3.3).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from fedsim.errors import FedsimError
+from fedsim.privacy.mechanism import check_noise_multiplier
+
+__all__ = [
+    "ACCOUNTANTS",
+    "RDP_ORDERS",
+    "check_delta",
+    "check_sample_rate",
+    "check_steps",
+    "check_accountant",
+    "compute_epsilon",
+    "epsilon_from_history",
+    "rdp_full_batch",
+    "gaussian_exact_epsilon",
+    "SlideNoise",
+    "slide_theorem_dpfedls",
+    "slide_theorem_dpsgd",
+]
+
+ACCOUNTANTS = ("rdp", "prv")
+
+# Opacus' default orders, extended upwards: small target epsilons at delta = 1e-5 (the DP-LSSGD
+# table goes down to 0.10) need orders above 63, and extra orders can only tighten the bound.
+RDP_ORDERS: tuple[float, ...] = tuple(
+    [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)) + [80, 96, 128, 160, 192, 256, 384, 512, 1024]
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# INPUT CHECKS (one-line user errors)
+# ---------------------------------------------------------------------------------------------
+
+
+def check_delta(delta: float) -> float:
+    """``delta`` as a float; raises unless 0 < delta < 1."""
+    if not 0 < float(delta) < 1:
+        raise FedsimError(f"privacy delta must lie in (0, 1), got {delta}")
+    return float(delta)
+
+
+def check_sample_rate(sample_rate: float) -> float:
+    """``sample_rate`` as a float; raises unless 0 < q <= 1."""
+    if not 0 < float(sample_rate) <= 1:
+        raise FedsimError(f"sample rate q must lie in (0, 1], got {sample_rate}")
+    return float(sample_rate)
+
+
+def check_steps(steps: int) -> int:
+    """``steps`` as an int; raises unless it is a whole number >= 0."""
+    if int(steps) != steps or steps < 0:
+        raise FedsimError(f"steps must be a whole number >= 0, got {steps}")
+    return int(steps)
+
+
+def check_accountant(accountant: str) -> str:
+    """``accountant`` if it is one of :data:`ACCOUNTANTS`."""
+    if accountant not in ACCOUNTANTS:
+        raise FedsimError(f"accountant must be one of {', '.join(ACCOUNTANTS)}, got {accountant!r}")
+    return accountant
+
+
+# ---------------------------------------------------------------------------------------------
+# NUMERICAL ACCOUNTING (Opacus)
+# ---------------------------------------------------------------------------------------------
+
+
+def epsilon_from_history(history: Iterable[tuple[float, float, int]], *, delta: float, accountant: str = "rdp") -> float:
+    """Epsilon after composing the history ``[(noise_multiplier, sample_rate, steps), ...]``.
+
+    Args:
+        history: run-length encoded steps of the Poisson-subsampled Gaussian mechanism.
+        delta: target delta in (0, 1).
+        accountant: ``rdp`` (Opacus' RDPAccountant over :data:`RDP_ORDERS`) or ``prv`` (Opacus'
+            PRVAccountant; its upper bound, as Opacus returns).
+
+    Returns:
+        Epsilon; 0 for an empty history, ``inf`` if any step had zero noise.
+    """
+    from opacus.accountants import create_accountant
+
+    delta = check_delta(delta)
+    check_accountant(accountant)
+    entries = [(check_noise_multiplier(z), check_sample_rate(q), check_steps(t)) for z, q, t in history]
+    entries = [e for e in entries if e[2] > 0]
+    if not entries:
+        return 0.0
+    if any(z == 0 for z, _, _ in entries):
+        return math.inf
+    acc = create_accountant(accountant)
+    acc.history = entries
+    if accountant == "rdp":
+        return float(acc.get_epsilon(delta=delta, alphas=list(RDP_ORDERS)))
+    # q = 1 makes Opacus' PRV take log(0) on an empty region it then discards.
+    with np.errstate(divide="ignore"):
+        return float(acc.get_epsilon(delta=delta))
+
+
+def compute_epsilon(*, noise_multiplier: float, sample_rate: float, steps: int, delta: float,
+                    accountant: str = "rdp") -> float:
+    """Epsilon of ``steps`` Poisson-subsampled Gaussian steps at rate q and noise multiplier z.
+
+    User-level DP-Fed-LS: q = clients sampled per round / K, one step per round, z = noise std
+    on the sum / G. Sample-level DP-SGD: q = batch / n, one step per minibatch.
+    """
+    return epsilon_from_history([(noise_multiplier, sample_rate, steps)], delta=delta, accountant=accountant)
+
+
+# ---------------------------------------------------------------------------------------------
+# CLOSED FORMS (test oracles)
+# ---------------------------------------------------------------------------------------------
+
+
+def rdp_full_batch(*, noise_multiplier: float, steps: int, orders: Sequence[float] = RDP_ORDERS) -> np.ndarray:
+    """RDP of ``steps`` Gaussian mechanisms without subsampling (q = 1): ``T alpha / (2 z^2)``.
+
+    Mironov 2017, Proposition 7 (Gaussian mechanism) and Proposition 1 (composition).
+    """
+    z = check_noise_multiplier(noise_multiplier)
+    return np.asarray(orders, dtype=float) * check_steps(steps) / (2 * z**2)
+
+
+def gaussian_exact_epsilon(*, noise_multiplier: float, steps: int, delta: float) -> float:
+    """Exact epsilon of T unsampled Gaussian mechanisms, as one ``mu``-GDP mechanism with ``mu = sqrt(T)/z``.
+
+    Solves ``delta = Phi(-eps/mu + mu/2) - e^eps Phi(-eps/mu - mu/2)`` (Balle and Wang 2018,
+    Theorem 8; Dong, Roth and Su 2019, Corollary 2.13). Any valid accountant must return at least this.
+    """
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    delta = check_delta(delta)
+    mu = math.sqrt(check_steps(steps)) / check_noise_multiplier(noise_multiplier)
+
+    def excess(eps: float) -> float:
+        return norm.cdf(-eps / mu + mu / 2) - math.exp(eps) * norm.cdf(-eps / mu - mu / 2) - delta
+
+    if excess(0.0) <= 0:
+        return 0.0
+    hi = 1.0
+    while excess(hi) > 0:
+        hi *= 2
+    return float(brentq(excess, 0.0, hi, xtol=1e-12))
+
+
+# ---------------------------------------------------------------------------------------------
+# THEOREMS AS PRINTED ON THE SLIDES (never used silently)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SlideNoise:
+    """A noise level from a slide theorem, whether its conditions hold, and why it is not trusted."""
+
+    nu: float
+    feasible: bool
+    note: str
+
+
+_DPFEDLS_NOTE = (
+    "slide theorem 'Privacy Budget for DP-Fed-LS' (nu >= 4 tau G / eps): as transcribed its two "
+    "conditions on eps can never hold together (spec §3.3) and nu lacks the sqrt(T log(1/delta)) "
+    "factor of subsampled-Gaussian composition; fedsim sets noise with Opacus' accountant instead"
+)
+
+
+def slide_theorem_dpfedls(*, tau: float, clip_norm: float, epsilon: float, delta: float, rounds: int) -> SlideNoise:
+    """``nu = 4 tau G / epsilon`` and the theorem's two admissibility conditions (Wang, slides [S000]).
+
+    Conditions: ``(2 log(1/delta) + (1 + tau) eps)^2 <= 3 (1 - tau) eps^3 / (8 tau^2 T)`` and
+    ``eps <= tau sqrt(8 T log(1/delta) / 3)``. They are contradictory as printed, so ``feasible``
+    is always False; the result is informational only.
+    """
+    check_delta(delta)
+    tau = check_sample_rate(tau)
+    log_d = math.log(1 / delta)
+    first = (2 * log_d + (1 + tau) * epsilon) ** 2 <= 3 * (1 - tau) * epsilon**3 / (8 * tau**2 * rounds)
+    second = epsilon <= tau * math.sqrt(8 * rounds / 3 * log_d)
+    return SlideNoise(nu=4 * tau * clip_norm / epsilon, feasible=bool(first and second), note=_DPFEDLS_NOTE)
+
+
+def slide_theorem_dpsgd(*, steps: int, n: int, batch_size: int, clip_norm: float, epsilon: float, delta: float,
+                        mu: float = 0.5) -> SlideNoise:
+    """``nu^2 = 20 T a G^2 / (mu n^2 eps)``, ``a = log(1/delta) / ((1 - mu) eps) + 1`` (DP-SGD slide theorem).
+
+    Conditions: ``a <= log(mu n^3 eps / (5 b^3 T a + mu b n^2 eps))`` and
+    ``5 b^2 T a / (mu n^2 eps) >= 1.5``. The DP-LSSGD reference code's noise levels come from the
+    formula with the conditions violated (spec §2.2), which ``feasible`` reports.
+    """
+    check_delta(delta)
+    a = math.log(1 / delta) / ((1 - mu) * epsilon) + 1
+    nu = math.sqrt(20 * steps * a * clip_norm**2 / (mu * n**2 * epsilon))
+    b = batch_size
+    first = a <= math.log(mu * n**3 * epsilon / (5 * b**3 * steps * a + mu * b * n**2 * epsilon))
+    second = 5 * b**2 * steps * a / (mu * n**2 * epsilon) >= 1.5
+    note = "slide DP-SGD theorem: " + ("conditions hold" if first and second else
+                                        "its conditions do not hold here, so it gives no guarantee")
+    return SlideNoise(nu=nu, feasible=bool(first and second), note=note)

@@ -1,0 +1,59 @@
+"""fedsim.deploy.cluster against real flwr 1.42 processes on loopback ports."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from fedsim.deploy.cluster import FlowerCluster, processes_with_marker
+from fedsim.deploy.ports import LOOPBACK
+from fedsim.errors import FedsimError
+
+PING_APP = Path(__file__).parent / "flower_ping_app"
+
+
+def test_taken_superlink_port_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(FedsimError, match=f"SuperLink port {LOOPBACK}:{port} is already in use") as err:
+            FlowerCluster(tmp_path / "home", 1, superlink_port=port).start()
+    assert "\n" not in str(err.value)
+
+
+def test_missing_flwr_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(FedsimError, match="flwr is not installed"):
+        FlowerCluster(tmp_path / "home", 1).start()
+
+
+@pytest.mark.slow
+def test_tls_cluster_runs_reports_failures_stops_hung_runs_and_leaves_no_process(tmp_path: Path) -> None:
+    cluster = FlowerCluster(tmp_path / "home", 2, tls=True)
+    with cluster:
+        assert (tmp_path / "home" / "config.toml").read_text().count("root-certificates") == 1
+        run_id = cluster.submit(PING_APP)
+        assert cluster.wait(run_id, timeout=90, poll_s=2.0).completed
+        assert "PING_REPLIES [0, 1]" in cluster.logs(run_id)
+
+        # flwr run exits 0 for a failing ServerApp; the status must still surface it.
+        failing = tmp_path / "fail.toml"
+        failing.write_text("fail = true\n")
+        with pytest.raises(FedsimError, match=r"ended as finished:failed: .*ping app asked to fail"):
+            cluster.wait(cluster.submit(PING_APP, failing), timeout=60, poll_s=2.0)
+
+        # Three nodes never come: the run is stopped, not left hanging.
+        hung = tmp_path / "hung.toml"
+        hung.write_text("expected-nodes = 3\n")
+        hung_id = cluster.submit(PING_APP, hung)
+        with pytest.raises(FedsimError, match="did not finish within 3 s .* stopped with flwr stop"):
+            cluster.wait(hung_id, timeout=3, poll_s=1.0)
+        assert cluster.status(hung_id).status == "finished:stopped"
+        assert len(processes_with_marker(cluster.marker)) >= 3
+    assert processes_with_marker(cluster.marker) == []
+    assert cluster.superlink is None and cluster.nodes == [None, None]

@@ -1,0 +1,64 @@
+"""The algorithm contract: an algorithm owns its server state and runs one round at a time."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import torch
+
+from fedsim.runtimes.base import Runtime
+
+__all__ = ["Algorithm", "RoundMetrics", "ServerState"]
+
+
+@dataclass
+class ServerState:
+    """Global parameters plus whatever else the rule keeps (optimizer moments, control variates)."""
+
+    params: torch.Tensor
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def state_dict(self) -> dict[str, object]:
+        return {"params": self.params, "extras": dict(self.extras)}
+
+    @classmethod
+    def from_state_dict(cls, sd: dict[str, object]) -> "ServerState":
+        return cls(sd["params"], dict(sd["extras"]))  # type: ignore[arg-type]
+
+
+@dataclass
+class RoundMetrics:
+    """What a round reports; the experiment adds evaluation and wall time."""
+
+    clients: int
+    train_loss: float
+    bytes_up: int
+    bytes_down: int
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class Algorithm(ABC):
+    """A training rule: ``init`` once, then ``round`` repeatedly."""
+
+    def init(self, params: torch.Tensor) -> ServerState:
+        return ServerState(params.clone())
+
+    @abstractmethod
+    def round(self, state: ServerState, rnd: int, runtime: Runtime) -> RoundMetrics:
+        """Run round ``rnd`` (0-based), updating ``state`` in place."""
+
+    def eval_params(self, state: ServerState) -> torch.Tensor:
+        """The parameters whose test accuracy is reported."""
+        return state.params
+
+    def summary(self) -> dict[str, object]:
+        """Entries the algorithm adds to ``summary.json`` (a privacy ledger, compression totals)."""
+        return {}
+
+    def state_dict(self) -> dict[str, object]:
+        """Algorithm-side state beyond ServerState (client states), for checkpoints."""
+        return {}
+
+    def load_state_dict(self, sd: dict[str, object]) -> None:
+        """Restore what :meth:`state_dict` returned."""

@@ -1,0 +1,105 @@
+"""``fedsim run``, ``fedsim validate`` and ``fedsim --version``; sub-apps are mounted at the bottom."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from fedsim import __version__
+
+app = typer.Typer(
+    name="fedsim",
+    help="Federated and decentralized learning simulator.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"fedsim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Federated and decentralized learning simulator."""
+
+
+def _fmt(value: Any, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="Experiment YAML."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: output.dir from the config)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a key: section.key=value (repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
+) -> None:
+    """Run an experiment and write its run folder."""
+    from fedsim.experiment import Experiment, resolve_config
+    from fedsim.output import RunFolder
+
+    cfg = resolve_config(config, set_)
+    experiment = Experiment(cfg)
+    folder = RunFolder.create(out if out is not None else cfg.output.dir)
+    try:
+        if quiet:
+            result = experiment.run(folder)
+        else:
+            with Progress(
+                TextColumn("round"), MofNCompleteColumn(), BarColumn(),
+                TextColumn("acc {task.fields[acc]}  loss {task.fields[loss]}"),
+                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                console=err_console, transient=False,
+            ) as bar:
+                task = bar.add_task("rounds", total=cfg.algorithm.rounds, acc="-", loss="-")
+
+                def advance(row: dict[str, Any]) -> None:
+                    fields = {"acc": _fmt(row["test_accuracy"]), "loss": _fmt(row["test_loss"])} if row["test_accuracy"] is not None else {}
+                    bar.update(task, advance=1, **fields)
+
+                result = experiment.run(folder, advance)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted; completed rounds are in {folder.path / 'metrics.jsonl'}")
+        raise
+    finally:
+        experiment.runtime.close()
+    if not quiet:
+        s = result.summary
+        table = Table(title=f"fedsim run: {cfg.algorithm.kind} on {cfg.data.dataset}", show_header=False)
+        for key, value in [
+            ("final accuracy", _fmt(s["final_accuracy"])),
+            ("best accuracy", _fmt(s["best_accuracy"])),
+            ("rounds", str(s["rounds"])),
+            ("wall time", f"{s['wall_s']:.1f} s"),
+            ("bytes up / down", f"{s['bytes_up']:,} / {s['bytes_down']:,}"),
+            ("run folder", str(result.run_dir)),
+        ]:
+            table.add_row(key, value)
+        console.print(table)
+
+
+@app.command()
+def validate(
+    config: Path = typer.Argument(..., help="Experiment YAML."),
+    set_: list[str] = typer.Option([], "--set", help="Override a key: section.key=value (repeatable)."),
+) -> None:
+    """Check a config without running it; print the resolved config."""
+    from fedsim.config.loading import dump_config
+    from fedsim.experiment import resolve_config
+
+    cfg = resolve_config(config, set_)
+    console.print(dump_config(cfg), end="", markup=False, highlight=False)
+    err_console.print(f"{config}: valid")

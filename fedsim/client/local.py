@@ -1,0 +1,107 @@
+"""Local SGD on one client: the minibatch schedule, the step rule and the loop.
+
+The step rule :func:`sgd_step` is elementwise, so the same function updates one client's
+``(d,)`` vector or a cohort's ``(C, d)`` matrix; the vectorized runtime reuses it as is.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from fedsim.models.functional import FunctionalModel
+
+__all__ = ["LocalSGD", "LocalResult", "minibatch_schedule", "sgd_step", "local_sgd"]
+
+
+@dataclass(frozen=True)
+class LocalSGD:
+    """Hyperparameters of a client's local training.
+
+    Parameters
+    ----------
+    lr : float
+        Client learning rate eta.
+    batch_size : int
+        Minibatch size B; the last minibatch of an epoch holds the remainder (no sample dropped or repeated).
+    epochs : int (default: 1)
+        Local epochs E (passes over the client's data, reshuffled each epoch).
+    steps : int or None (default: None)
+        A fixed number of local steps instead of epochs (parallel SGD uses 1).
+    weight_decay : float (default: 0.0)
+        L2 penalty lambda/2 ||w||^2 added to the client objective.
+    prox_mu : float (default: 0.0)
+        FedProx proximal weight mu: the objective gains mu/2 ||w - w_global||^2 (Li et al. 2020).
+    """
+
+    lr: float
+    batch_size: int
+    epochs: int = 1
+    steps: int | None = None
+    weight_decay: float = 0.0
+    prox_mu: float = 0.0
+
+
+@dataclass
+class LocalResult:
+    params: torch.Tensor
+    loss: float
+    steps: int
+
+
+def minibatch_schedule(num_samples: int, local: LocalSGD, generator: torch.Generator) -> list[torch.Tensor]:
+    """Indices (into the client's data) of every local step's minibatch, in order.
+
+    Random reshuffling: one permutation per epoch, cut into consecutive minibatches. With
+    ``local.steps`` set, epochs are drawn until that many minibatches exist.
+    """
+    per_epoch = math.ceil(num_samples / local.batch_size)
+    epochs = local.epochs if local.steps is None else math.ceil(local.steps / per_epoch)
+    batches: list[torch.Tensor] = []
+    for _ in range(epochs):
+        batches.extend(torch.randperm(num_samples, generator=generator).split(local.batch_size))
+    return batches if local.steps is None else batches[: local.steps]
+
+
+def sgd_step(
+    w: torch.Tensor,
+    grad: torch.Tensor,
+    w_global: torch.Tensor,
+    local: LocalSGD,
+    correction: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One step ``w - eta (g + lambda w + mu (w - w_global) + c)`` on the client objective.
+
+    ``c`` is an additive gradient correction (SCAFFOLD's ``c - c_i``, Karimireddy et al. 2020, eq. 3).
+    """
+    direction = grad
+    if local.weight_decay:
+        direction = direction + local.weight_decay * w
+    if local.prox_mu:
+        direction = direction + local.prox_mu * (w - w_global)
+    if correction is not None:
+        direction = direction + correction
+    return w - local.lr * direction
+
+
+def local_sgd(
+    model: FunctionalModel,
+    params: torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    local: LocalSGD,
+    generator: torch.Generator,
+    correction: torch.Tensor | None = None,
+) -> LocalResult:
+    """Run local SGD from ``params`` on ``(x, y)``; return the final parameters and the mean minibatch loss."""
+    w = params
+    losses = []
+    for idx in minibatch_schedule(len(y), local, generator):
+        idx = idx.to(x.device)
+        loss, grad = model.loss_and_grad(w, x[idx], y[idx])
+        w = sgd_step(w, grad, params, local, correction)
+        losses.append(loss)
+    mean_loss = torch.stack(losses).mean().item() if losses else float("nan")
+    return LocalResult(w.detach(), mean_loss, len(losses))

@@ -1,0 +1,109 @@
+"""A client's whole round of work: optional gradient correction, local SGD, update transforms.
+
+:class:`ClientTask` is the unit a runtime executes. Algorithms that need more than plain local
+SGD (SCAFFOLD's control variates, clipping for DP, compression with error feedback) subclass it or
+add transforms; runtimes only ever call :func:`train_client` (one client) or reproduce its
+steps batched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from fedsim.client.local import LocalSGD, local_sgd
+from fedsim.models.functional import FunctionalModel
+from fedsim.seeding import torch_generator
+
+__all__ = ["ClientContext", "ClientResult", "ClientTask", "UpdateTransform", "train_client", "FLOAT_BITS"]
+
+FLOAT_BITS = 32
+
+
+@dataclass(frozen=True)
+class ClientContext:
+    """Where a client's randomness comes from: every stream is derived from (seed, purpose, round, client)."""
+
+    seed: int
+    round: int
+    client: int
+
+    def generator(self, purpose: str) -> torch.Generator:
+        return torch_generator(self.seed, purpose, self.round, self.client)
+
+
+class UpdateTransform(Protocol):
+    """A client-side map on the flat update: compression, clipping, ...
+
+    It may read and write entries of the client's ``state`` (an error-feedback residual, say)
+    and draws randomness only from ``generator``. It returns the new update and the number of
+    bits the client now sends for it.
+    """
+
+    def __call__(self, update: torch.Tensor, state: dict[str, torch.Tensor], generator: torch.Generator) -> tuple[torch.Tensor, int]: ...
+
+
+@dataclass
+class ClientResult:
+    """What one client sends back: its (transformed) update ``w_local - w_global`` and bookkeeping."""
+
+    update: torch.Tensor
+    num_samples: int
+    train_loss: float
+    bits_up: int
+    state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ClientTask:
+    """Local SGD followed by the update transforms, in order.
+
+    Parameters
+    ----------
+    local : LocalSGD
+        Local training hyperparameters for this round.
+    transforms : tuple of UpdateTransform (default: ())
+        Applied in order to the update after local training, each with the client's
+        ``"client_transform"`` generator and state.
+    """
+
+    local: LocalSGD
+    transforms: tuple[UpdateTransform, ...] = ()
+
+    def correction(self, state: dict[str, torch.Tensor], broadcast: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """Additive gradient correction for every local step (none for plain local SGD)."""
+        return None
+
+    def finish(
+        self,
+        update: torch.Tensor,
+        steps: int,
+        state: dict[str, torch.Tensor],
+        broadcast: dict[str, torch.Tensor],
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, int]:
+        """Turn the raw update into what is sent, updating ``state`` in place; return (update, bits)."""
+        bits = FLOAT_BITS * update.numel()
+        for transform in self.transforms:
+            update, bits = transform(update, state, generator)
+        return update, bits
+
+
+def train_client(
+    task: ClientTask,
+    model: FunctionalModel,
+    params: torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    ctx: ClientContext,
+    state: dict[str, torch.Tensor] | None = None,
+    broadcast: dict[str, torch.Tensor] | None = None,
+) -> ClientResult:
+    """One client's round: a pure function of its inputs (``state`` is returned, updated)."""
+    state = dict(state or {})
+    broadcast = broadcast or {}
+    local = local_sgd(model, params, x, y, task.local, ctx.generator("batches"), task.correction(state, broadcast))
+    update, bits = task.finish(local.params - params, local.steps, state, broadcast, ctx.generator("client_transform"))
+    return ClientResult(update, len(y), local.loss, bits, state)

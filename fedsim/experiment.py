@@ -1,0 +1,179 @@
+"""Run an experiment: config -> data -> model -> runtime -> algorithm -> rounds -> run folder.
+
+This is the only place that wires the layers together; the CLI and the Python API both call
+:func:`run`. Everything that can fail on user input (config, data files) is checked before the
+run folder is created.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fedsim import __version__
+from fedsim.config.loading import apply_overrides, config_sha256, dump_config, read_yaml, validate_config
+from fedsim.config.schema import BuildContext, ExperimentConfig
+from fedsim.data.federated import FederatedData, build_federated_data
+from fedsim.models.functional import FunctionalModel, evaluate
+from fedsim.models.zoo import build_model
+from fedsim.output import RunFolder
+from fedsim.plotting import plot_curves
+
+__all__ = ["RunResult", "Experiment", "resolve_config", "run"]
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` returns: the run folder, per-round history, summary and final parameters."""
+
+    run_dir: Path
+    history: list[dict[str, Any]]
+    summary: dict[str, Any]
+    params: torch.Tensor
+
+    @property
+    def final_accuracy(self) -> float:
+        return self.summary["final_accuracy"]
+
+
+def resolve_config(config: ExperimentConfig | dict[str, Any] | str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """A validated config from a path, a raw mapping or a config object, with ``section.key=value`` overrides."""
+    overrides = list(overrides)
+    if isinstance(config, ExperimentConfig):
+        if not overrides:
+            return config
+        config, source = config.model_dump(mode="json"), "config"
+    elif isinstance(config, (str, Path)):
+        source = str(config)
+        config = read_yaml(config)
+    else:
+        source = "config"
+    return validate_config(apply_overrides(dict(config), overrides), source)
+
+
+class Experiment:
+    """A configured federation, ready to run: data, model, runtime and algorithm built, nothing written.
+
+    ``model`` (an ``nn.Module``) and ``partition`` (index lists, or a function
+    ``f(labels, num_clients, rng) -> index lists``) replace the configured ones.
+    """
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        *,
+        model: nn.Module | None = None,
+        partition: Sequence[Sequence[int]] | Callable[..., Any] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.data: FederatedData = build_federated_data(
+            dataset=cfg.data.dataset,
+            num_clients=cfg.data.num_clients,
+            partition=partition if partition is not None else cfg.data.partition.kind,
+            partition_params=None if partition is not None else cfg.data.partition_params(),
+            seed=cfg.seed,
+        )
+        module = model if model is not None else build_model(cfg.model.kind, seed=cfg.seed, hidden=cfg.model.hidden, channels=cfg.model.channels)
+        self.model = FunctionalModel(module)
+        self.initial_params = self.model.initial_params()
+        self.algorithm = cfg.algorithm.build(BuildContext(seed=cfg.seed, data=self.data))
+        self.runtime = cfg.runtime.build(self.model, self.data, cfg.seed)
+
+    def evaluate(self, params: torch.Tensor) -> tuple[float, float]:
+        data = self.runtime.data
+        return evaluate(self.model, params.to(data.x_test.device), data.x_test, data.y_test)
+
+    def run(self, folder: RunFolder, progress: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
+        cfg = self.cfg
+        folder.write_config(dump_config(cfg))
+        state = self.algorithm.init(self.initial_params)
+        rounds = cfg.algorithm.rounds
+        history: list[dict[str, Any]] = []
+        start = time.perf_counter()
+        status = "completed"
+        try:
+            for rnd in range(rounds):
+                metrics = self.algorithm.round(state, rnd, self.runtime)
+                row: dict[str, Any] = {
+                    "round": rnd + 1,
+                    "test_accuracy": None,
+                    "test_loss": None,
+                    "train_loss": metrics.train_loss,
+                    "clients": metrics.clients,
+                    "bytes_up": metrics.bytes_up,
+                    "bytes_down": metrics.bytes_down,
+                }
+                if (rnd + 1) % cfg.evaluation.every == 0 or rnd + 1 == rounds:
+                    row["test_accuracy"], row["test_loss"] = self.evaluate(self.algorithm.eval_params(state))
+                row.update(metrics.extra)
+                row["wall_s"] = time.perf_counter() - start
+                folder.append_metrics(row)
+                history.append(row)
+                if progress:
+                    progress(row)
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            summary = self._summary(history, status, time.perf_counter() - start)
+            folder.write_summary(summary)
+            if cfg.output.plot and history:
+                plot_curves(history, folder.path / "curves.png", title=folder.path.name)
+        return RunResult(folder.path, history, summary, self.algorithm.eval_params(state).detach().cpu())
+
+    def _summary(self, history: list[dict[str, Any]], status: str, wall_s: float) -> dict[str, Any]:
+        accs = [r["test_accuracy"] for r in history if r["test_accuracy"] is not None]
+        return {
+            "status": status,
+            "final_accuracy": accs[-1] if accs else None,
+            "best_accuracy": max(accs) if accs else None,
+            "rounds": len(history),
+            "wall_s": wall_s,
+            "seed": self.cfg.seed,
+            "fedsim_version": __version__,
+            "config_sha256": config_sha256(self.cfg),
+            "bytes_up": sum(r["bytes_up"] for r in history),
+            "bytes_down": sum(r["bytes_down"] for r in history),
+            **self.algorithm.summary(),
+        }
+
+
+def run(
+    config: ExperimentConfig | dict[str, Any] | str | Path,
+    overrides: Iterable[str] = (),
+    *,
+    model: nn.Module | None = None,
+    partition: Sequence[Sequence[int]] | Callable[..., Any] | None = None,
+    out: str | Path | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> RunResult:
+    """Run an experiment and write its run folder.
+
+    Parameters
+    ----------
+    config : path, mapping or ExperimentConfig
+        The experiment; a path is read as YAML.
+    overrides : iterable of str
+        ``section.key=value`` overrides, as ``fedsim run --set``.
+    model : nn.Module, optional
+        Your own torch model (stateless: no buffers) instead of ``config.model``.
+    partition : index lists or callable, optional
+        Your own client split instead of ``config.data.partition``.
+    out : path, optional
+        Run folder instead of ``config.output.dir``.
+    progress : callable, optional
+        Called with each round's metrics row.
+    """
+    cfg = resolve_config(config, overrides)
+    experiment = Experiment(cfg, model=model, partition=partition)
+    folder = RunFolder.create(out if out is not None else cfg.output.dir)
+    try:
+        return experiment.run(folder, progress)
+    finally:
+        experiment.runtime.close()

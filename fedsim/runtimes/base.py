@@ -1,0 +1,77 @@
+"""The runtime interface: map a :class:`~fedsim.client.ClientTask` over a cohort."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from fedsim.client.task import ClientTask
+from fedsim.data.federated import FederatedData
+from fedsim.errors import FedsimError
+from fedsim.models.functional import FunctionalModel
+
+__all__ = ["CohortResult", "Runtime", "resolve_device"]
+
+
+@dataclass
+class CohortResult:
+    """A cohort's results, row ``i`` belonging to ``clients[i]`` (ascending client id)."""
+
+    clients: list[int]
+    updates: torch.Tensor  # (C, d)
+    num_samples: torch.Tensor  # (C,)
+    train_loss: torch.Tensor  # (C,)
+    bits_up: torch.Tensor  # (C,) int64
+    states: list[dict[str, torch.Tensor]]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` is CUDA when present, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise FedsimError(f"runtime.device: '{device}' requested but CUDA is not available (allowed here: auto, cpu)")
+    return dev
+
+
+class Runtime(ABC):
+    """Executes client work for an algorithm.
+
+    Parameters
+    ----------
+    model : FunctionalModel
+        The model architecture, evaluated at flat parameter vectors.
+    data : FederatedData
+        The federated training set; a runtime may move it to its device once.
+    seed : int
+        Root seed; client streams derive from (seed, purpose, round, client).
+    """
+
+    def __init__(self, model: FunctionalModel, data: FederatedData, *, seed: int) -> None:
+        self.model = model
+        self.data = data
+        self.seed = seed
+
+    @abstractmethod
+    def run_cohort(
+        self,
+        task: ClientTask,
+        params: torch.Tensor,
+        cohort: Sequence[int],
+        round: int,
+        states: Sequence[dict[str, torch.Tensor]] | None = None,
+        broadcast: dict[str, torch.Tensor] | None = None,
+    ) -> CohortResult:
+        """Train ``cohort`` (ascending ids) from ``params``.
+
+        ``params`` is one ``(d,)`` vector broadcast to every client, or a ``(C, d)`` matrix with
+        one start point per client (decentralized nodes). ``states`` are the clients' states in
+        cohort order; the result carries the updated ones.
+        """
+
+    def close(self) -> None:
+        """Release processes or devices held by the runtime."""

@@ -1,0 +1,52 @@
+"""The serial runtime: one client after another, in process, on one device (CPU or CUDA)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from fedsim.client.task import ClientContext, ClientTask, train_client
+from fedsim.data.federated import FederatedData
+from fedsim.models.functional import FunctionalModel
+from fedsim.runtimes.base import CohortResult, Runtime
+
+__all__ = ["SerialRuntime"]
+
+
+class SerialRuntime(Runtime):
+    """Trains each client of the cohort in turn with :func:`~fedsim.client.train_client`.
+
+    Data and model move to ``device`` once, at construction.
+    """
+
+    def __init__(self, model: FunctionalModel, data: FederatedData, *, seed: int, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        super().__init__(model.to(self.device), data.to(self.device), seed=seed)
+
+    def run_cohort(
+        self,
+        task: ClientTask,
+        params: torch.Tensor,
+        cohort: Sequence[int],
+        round: int,
+        states: Sequence[dict[str, torch.Tensor]] | None = None,
+        broadcast: dict[str, torch.Tensor] | None = None,
+    ) -> CohortResult:
+        params = params.to(self.device)
+        broadcast = {k: v.to(self.device) for k, v in (broadcast or {}).items()}
+        results = []
+        for i, client in enumerate(cohort):
+            start = params if params.dim() == 1 else params[i]
+            state = {k: v.to(self.device) for k, v in (states[i] if states else {}).items()}
+            x, y = self.data.client_data(client)
+            ctx = ClientContext(self.seed, round, client)
+            results.append(train_client(task, self.model, start, x, y, ctx, state, broadcast))
+        return CohortResult(
+            clients=list(cohort),
+            updates=torch.stack([r.update for r in results]),
+            num_samples=torch.tensor([r.num_samples for r in results]),
+            train_loss=torch.tensor([r.train_loss for r in results]),
+            bits_up=torch.tensor([r.bits_up for r in results], dtype=torch.int64),
+            states=[r.state for r in results],
+        )

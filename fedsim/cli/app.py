@@ -103,3 +103,14 @@ def validate(
     cfg = resolve_config(config, set_)
     console.print(dump_config(cfg), end="", markup=False, highlight=False)
     err_console.print(f"{config}: valid")
+
+
+def _mount() -> None:
+    """Sub-command groups, each in its own module."""
+    from fedsim.cli import privacy, topology
+
+    app.add_typer(topology.app, name="topology")
+    app.add_typer(privacy.app, name="privacy")
+
+
+_mount()

@@ -5,11 +5,16 @@ McMahan, Moore, Ramage, Hampson and Aguera y Arcas, AISTATS 2017, https://arxiv.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+
 import torch
 
 from fedsim.algorithms.aggregation import aggregation_weights, weighted_mean
 from fedsim.algorithms.base import Algorithm, RoundMetrics, ServerState
-from fedsim.algorithms.sampling import uniform_sample
+from fedsim.algorithms.heterogeneity import LocalWork
+from fedsim.algorithms.sampling import UniformSampling
+from fedsim.algorithms.schedules import LRSchedule
 from fedsim.client.state import ClientStateStore
 from fedsim.client.task import FLOAT_BITS, ClientTask
 from fedsim.runtimes.base import CohortResult, Runtime
@@ -21,16 +26,19 @@ __all__ = ["FedAvg"]
 class FedAvg(Algorithm):
     """Federated averaging with partial participation and a server learning rate.
 
-    Each round: sample ``clients_per_round`` clients uniformly without replacement, broadcast
-    ``w``, each runs local SGD and returns ``Delta_k = w_k - w``, the server takes
-    ``w <- w + server_lr * sum_k p_k Delta_k``. With ``server_lr = 1`` this is model averaging.
+    Each round: sample a cohort S_t (by default ``clients_per_round`` clients uniformly without
+    replacement), broadcast ``w``, each runs local SGD and returns ``Delta_k = w_k - w``, the
+    server takes ``w <- w + server_lr * sum_k p_k Delta_k``. With ``server_lr = 1`` this is model
+    averaging, spec eq. (259); it equals the pseudo-gradient form (260). A round whose Poisson
+    cohort is empty leaves ``w`` unchanged.
 
     Parameters
     ----------
     num_clients : int
         Number of clients K in the federation.
-    clients_per_round : int
-        Clients sampled per round, r <= K.
+    clients_per_round : int or None (default: None)
+        Clients sampled per round, r <= K, uniformly without replacement; used when
+        ``participation`` is None.
     task : ClientTask
         Client work (local SGD hyperparameters and update transforms).
     server_lr : float (default: 1.0)
@@ -39,17 +47,30 @@ class FedAvg(Algorithm):
         Aggregation weights p_k: proportional to the client's sample count, or equal.
     seed : int (default: 0)
         Root seed; the round's cohort comes from the ``(seed, "sampling", round)`` stream.
+    participation : callable (default: UniformSampling(clients_per_round))
+        ``f(num_clients, generator) -> cohort``: one of :mod:`fedsim.algorithms.sampling`.
+    client_lr_schedule, server_lr_schedule : LRSchedule (default: constant)
+        Round-indexed factors on the client ``lr`` and on ``server_lr``.
+    local_work : LocalWork or None (default: None)
+        Heterogeneous local epochs/steps across clients; None gives every client ``task.local``.
+    client_states : ClientStateStore (default: a new in-memory store)
+        Where stateful clients keep their state between rounds.
     """
 
     def __init__(
         self,
         *,
         num_clients: int,
-        clients_per_round: int,
+        clients_per_round: int | None = None,
         task: ClientTask,
         server_lr: float = 1.0,
         weighting: str = "samples",
         seed: int = 0,
+        participation: Callable[[int, torch.Generator], list[int]] | None = None,
+        client_lr_schedule: LRSchedule = LRSchedule(),
+        server_lr_schedule: LRSchedule = LRSchedule(),
+        local_work: LocalWork | None = None,
+        client_states: ClientStateStore | None = None,
     ) -> None:
         self.num_clients = num_clients
         self.clients_per_round = clients_per_round
@@ -57,29 +78,55 @@ class FedAvg(Algorithm):
         self.server_lr = server_lr
         self.weighting = weighting
         self.seed = seed
-        self.client_states = ClientStateStore()
+        self.participation = participation if participation is not None else UniformSampling(clients_per_round)
+        self.client_lr_schedule = client_lr_schedule
+        self.server_lr_schedule = server_lr_schedule
+        self.local_work = local_work
+        self.client_states = client_states if client_states is not None else ClientStateStore()
 
     def sample(self, rnd: int) -> list[int]:
-        return uniform_sample(self.num_clients, self.clients_per_round, torch_generator(self.seed, "sampling", rnd))
+        return self.participation(self.num_clients, torch_generator(self.seed, "sampling", rnd))
 
     def round(self, state: ServerState, rnd: int, runtime: Runtime) -> RoundMetrics:
         cohort = self.sample(rnd)
+        if not cohort:
+            return RoundMetrics(clients=0, train_loss=float("nan"), bytes_up=0, bytes_down=0)
         result = self.train_cohort(state, cohort, rnd, runtime)
         weights = aggregation_weights(result.num_samples, self.weighting)
-        state.params = self.server_update(state, weighted_mean(result.updates, weights))
+        state.params = self.server_update(state, weighted_mean(result.updates, weights), rnd)
         return self.round_metrics(result, weights, state.params.numel())
+
+    def round_task(self, rnd: int) -> ClientTask:
+        """The client task of round ``rnd``: ``task`` with the scheduled client learning rate."""
+        factor = self.client_lr_schedule.factor(rnd)
+        if factor == 1.0:
+            return self.task
+        return dataclasses.replace(self.task, local=dataclasses.replace(self.task.local, lr=self.task.local.lr * factor))
+
+    def broadcast(self, state: ServerState) -> dict[str, torch.Tensor]:
+        """Server tensors sent to every client besides ``w`` (SCAFFOLD's control variate)."""
+        return {}
 
     def train_cohort(self, state: ServerState, cohort: list[int], rnd: int, runtime: Runtime) -> CohortResult:
         """Broadcast, local training, and storing the clients' new states."""
-        states = [self.client_states.get(c) for c in cohort]
-        result = runtime.run_cohort(self.task, state.params, cohort, rnd, states)
-        for client, client_state in zip(cohort, result.states):
+        broadcast = self.broadcast(state)
+
+        def run(task: ClientTask, clients: list[int], states: list[dict[str, torch.Tensor]]) -> CohortResult:
+            return runtime.run_cohort(task, state.params, clients, rnd, states, broadcast)
+
+        task, states = self.round_task(rnd), [self.client_states.get(c) for c in cohort]
+        result = self.local_work.run_grouped(task, cohort, rnd, states, run) if self.local_work else run(task, cohort, states)
+        for client, client_state in zip(result.clients, result.states):
             self.client_states.put(client, client_state)
         return result
 
-    def server_update(self, state: ServerState, delta: torch.Tensor) -> torch.Tensor:
+    def lr_at(self, rnd: int) -> float:
+        """The server step size of round ``rnd``."""
+        return self.server_lr * self.server_lr_schedule.factor(rnd)
+
+    def server_update(self, state: ServerState, delta: torch.Tensor, rnd: int = 0) -> torch.Tensor:
         """``w + server_lr * Delta``; server optimizers override this stage only."""
-        return state.params + self.server_lr * delta.to(state.params.device)
+        return state.params + self.lr_at(rnd) * delta.to(state.params.device)
 
     @staticmethod
     def round_metrics(result: CohortResult, weights: torch.Tensor, dim: int) -> RoundMetrics:

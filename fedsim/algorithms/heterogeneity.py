@@ -1,0 +1,98 @@
+"""Heterogeneous local work: clients doing different numbers of local epochs or steps.
+
+Spec section 3.4 (S002 L2955): "agents may do different numbers of local steps, E_i > E_j"
+(hardware heterogeneity, stragglers). Each client's amount of work is drawn from a discrete
+distribution, either once per client (a slow device stays slow) or afresh every round (transient
+stragglers). The cohort is then trained in groups of equal work, so every runtime still receives
+one :class:`~fedsim.client.ClientTask` per call, and the groups are merged back in client-id order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from fedsim.client.task import ClientTask
+from fedsim.runtimes.base import CohortResult
+from fedsim.seeding import torch_generator
+
+__all__ = ["LocalWork", "merge_cohort_results"]
+
+
+@dataclass(frozen=True)
+class LocalWork:
+    """A distribution of local work over clients.
+
+    Parameters
+    ----------
+    unit : {"epochs", "steps"}
+        What ``values`` count: local epochs E_i or local SGD steps.
+    values : tuple of int
+        The possible amounts of work.
+    probs : tuple of float or None (default: None)
+        Their probabilities (uniform when None); normalised to sum to one.
+    per_round : bool (default: True)
+        Draw again every round (stragglers) instead of once per client (fixed hardware).
+    seed : int (default: 0)
+        Root seed; client ``k`` draws from the ``(seed, "local_work", round or 0, k)`` stream.
+    """
+
+    unit: str
+    values: tuple[int, ...]
+    probs: tuple[float, ...] | None = None
+    per_round: bool = True
+    seed: int = 0
+
+    def draw(self, client: int, rnd: int) -> int:
+        """Client ``client``'s local work in round ``rnd``."""
+        probs = torch.tensor(self.probs if self.probs is not None else [1.0] * len(self.values), dtype=torch.float64)
+        gen = torch_generator(self.seed, "local_work", rnd if self.per_round else 0, client)
+        return self.values[int(torch.multinomial(probs, 1, generator=gen))]
+
+    def task_for(self, task: ClientTask, amount: int) -> ClientTask:
+        """``task`` with its local SGD set to ``amount`` epochs or steps."""
+        local = task.local
+        if self.unit == "steps":
+            local = dataclasses.replace(local, steps=amount)
+        else:
+            local = dataclasses.replace(local, epochs=amount, steps=None)
+        return dataclasses.replace(task, local=local)
+
+    def run_grouped(
+        self,
+        task: ClientTask,
+        cohort: Sequence[int],
+        rnd: int,
+        states: Sequence[dict[str, torch.Tensor]],
+        run: Callable[[ClientTask, list[int], list[dict[str, torch.Tensor]]], CohortResult],
+    ) -> CohortResult:
+        """Train ``cohort`` with ``run(task, clients, states)`` once per distinct amount of work."""
+        groups: dict[int, list[int]] = {}
+        for pos, client in enumerate(cohort):
+            groups.setdefault(self.draw(client, rnd), []).append(pos)
+        parts = []
+        for amount, positions in sorted(groups.items()):
+            clients = [cohort[p] for p in positions]
+            parts.append(run(self.task_for(task, amount), clients, [states[p] for p in positions]))
+        return merge_cohort_results(parts)
+
+
+def merge_cohort_results(parts: Sequence[CohortResult]) -> CohortResult:
+    """Concatenate cohort results and put the rows back in ascending client id."""
+    if len(parts) == 1:
+        return parts[0]
+    clients = [c for p in parts for c in p.clients]
+    order = sorted(range(len(clients)), key=clients.__getitem__)
+    index = torch.tensor(order)
+    states = [s for p in parts for s in p.states]
+    return CohortResult(
+        clients=[clients[i] for i in order],
+        updates=torch.cat([p.updates for p in parts])[index.to(parts[0].updates.device)],
+        num_samples=torch.cat([p.num_samples for p in parts])[index],
+        train_loss=torch.cat([p.train_loss for p in parts])[index],
+        bits_up=torch.cat([p.bits_up for p in parts])[index],
+        states=[states[i] for i in order],
+    )

@@ -1,3 +1,35 @@
-"""fedsim: a federated and decentralized learning simulator."""
+"""fedsim: a federated and decentralized learning simulator.
+
+The Python API mirrors the CLI::
+
+    import fedsim
+    result = fedsim.run("configs/quickstart.yaml", overrides=["algorithm.rounds=5"])
+    result.final_accuracy, result.history, result.run_dir
+
+Config models live in :mod:`fedsim.config`, partitioners in :mod:`fedsim.data`, models in
+:mod:`fedsim.models`; ``fedsim.run(..., model=my_module, partition=my_index_lists)`` accepts your own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+__all__ = ["ExperimentConfig", "RunResult", "__version__", "load_config", "run"]
+
+if TYPE_CHECKING:
+    from fedsim.config import ExperimentConfig, load_config
+    from fedsim.experiment import RunResult, run
+
+
+def __getattr__(name: str) -> Any:
+    # torch and friends load on first use, so `fedsim --version` and error paths stay fast.
+    if name in ("run", "RunResult"):
+        from fedsim import experiment
+
+        return getattr(experiment, name)
+    if name in ("ExperimentConfig", "load_config"):
+        from fedsim import config
+
+        return getattr(config, name)
+    raise AttributeError(f"module 'fedsim' has no attribute {name!r}")

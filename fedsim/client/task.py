@@ -9,7 +9,7 @@ steps batched.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import torch
 
@@ -71,6 +71,10 @@ class ClientTask:
 
     local: LocalSGD
     transforms: tuple[UpdateTransform, ...] = ()
+
+    #: False for a task that replaces plain local SGD (per-sample clipping, say): batched
+    #: runtimes then train its clients one by one with :func:`train_client`.
+    vectorizable: ClassVar[bool] = True
 
     def correction(self, state: dict[str, torch.Tensor], broadcast: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """Additive gradient correction for every local step (none for plain local SGD)."""

@@ -17,7 +17,7 @@ from fedsim.client.state import ClientStateStore
 from fedsim.client.task import ClientTask
 from fedsim.data.federated import FederatedData
 from fedsim.models.functional import FunctionalModel
-from fedsim.runtimes import Runtime, SerialRuntime, resolve_device
+from fedsim.runtimes import Runtime, SerialRuntime, VectorizedRuntime, resolve_device
 
 __all__ = ["ExperimentConfig"]
 
@@ -264,7 +264,16 @@ class SerialRuntimeConfig(Section):
         return SerialRuntime(model, data, seed=seed, device=resolve_device(self.device))
 
 
-RuntimeSection = Annotated[Union[SerialRuntimeConfig], Field(discriminator="kind")]
+class VectorizedRuntimeConfig(Section):
+    kind: Literal["vectorized"] = "vectorized"
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu, cuda or cuda:N")
+    max_clients: PositiveInt = Field(256, description="Clients trained in one batched pass (bounds activation memory)")
+
+    def build(self, model: FunctionalModel, data: FederatedData, seed: int) -> Runtime:
+        return VectorizedRuntime(model, data, seed=seed, device=resolve_device(self.device), max_clients=self.max_clients)
+
+
+RuntimeSection = Annotated[Union[SerialRuntimeConfig, VectorizedRuntimeConfig], Field(discriminator="kind")]
 
 
 class EvaluationConfig(Section):

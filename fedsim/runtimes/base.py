@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fedsim.client.task import ClientTask
+from fedsim.client.task import ClientResult, ClientTask
 from fedsim.data.federated import FederatedData
 from fedsim.errors import FedsimError
 from fedsim.models.functional import FunctionalModel
@@ -26,6 +26,30 @@ class CohortResult:
     train_loss: torch.Tensor  # (C,)
     bits_up: torch.Tensor  # (C,) int64
     states: list[dict[str, torch.Tensor]]
+
+    @classmethod
+    def from_clients(cls, clients: list[int], results: Sequence[ClientResult]) -> "CohortResult":
+        """Stack per-client results (in ``clients`` order) into one cohort result."""
+        return cls(
+            clients=clients,
+            updates=torch.stack([r.update for r in results]),
+            num_samples=torch.tensor([r.num_samples for r in results]),
+            train_loss=torch.tensor([r.train_loss for r in results]),
+            bits_up=torch.tensor([r.bits_up for r in results], dtype=torch.int64),
+            states=[r.state for r in results],
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence["CohortResult"]) -> "CohortResult":
+        """Join consecutive parts of one cohort (each in client-id order) into one result."""
+        return cls(
+            clients=[c for p in parts for c in p.clients],
+            updates=torch.cat([p.updates for p in parts]),
+            num_samples=torch.cat([p.num_samples for p in parts]),
+            train_loss=torch.cat([p.train_loss for p in parts]),
+            bits_up=torch.cat([p.bits_up for p in parts]),
+            states=[s for p in parts for s in p.states],
+        )
 
 
 def resolve_device(device: str) -> torch.device:

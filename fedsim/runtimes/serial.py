@@ -42,11 +42,4 @@ class SerialRuntime(Runtime):
             x, y = self.data.client_data(client)
             ctx = ClientContext(self.seed, round, client)
             results.append(train_client(task, self.model, start, x, y, ctx, state, broadcast))
-        return CohortResult(
-            clients=list(cohort),
-            updates=torch.stack([r.update for r in results]),
-            num_samples=torch.tensor([r.num_samples for r in results]),
-            train_loss=torch.tensor([r.train_loss for r in results]),
-            bits_up=torch.tensor([r.bits_up for r in results], dtype=torch.int64),
-            states=[r.state for r in results],
-        )
+        return CohortResult.from_clients(list(cohort), results)

@@ -2,6 +2,7 @@
 
 from fedsim.topology.edgelist import *  # noqa: F403
 from fedsim.topology.generators import *  # noqa: F403
+from fedsim.topology.gossip import *  # noqa: F403
 from fedsim.topology.mixing import *  # noqa: F403
 from fedsim.topology.spectral import *  # noqa: F403
 from fedsim.topology.specs import *  # noqa: F403

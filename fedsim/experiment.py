@@ -82,7 +82,7 @@ class Experiment:
         module = model if model is not None else build_model(cfg.model.kind, seed=cfg.seed, hidden=cfg.model.hidden, channels=cfg.model.channels)
         self.model = FunctionalModel(module)
         self.initial_params = self.model.initial_params()
-        self.algorithm = cfg.algorithm.build(BuildContext(seed=cfg.seed, data=self.data))
+        self.algorithm = cfg.algorithm.build(BuildContext(seed=cfg.seed, data=self.data, topology=cfg.topology))
         self.runtime = cfg.runtime.build(self.model, self.data, cfg.seed)
 
     def evaluate(self, params: torch.Tensor) -> tuple[float, float]:
@@ -111,6 +111,7 @@ class Experiment:
                 }
                 if (rnd + 1) % cfg.evaluation.every == 0 or rnd + 1 == rounds:
                     row["test_accuracy"], row["test_loss"] = self.evaluate(self.algorithm.eval_params(state))
+                    row.update(self.algorithm.evaluate_extra(state, self.evaluate))
                 row.update(metrics.extra)
                 row["wall_s"] = time.perf_counter() - start
                 folder.append_metrics(row)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -51,6 +52,10 @@ class Algorithm(ABC):
     def eval_params(self, state: ServerState) -> torch.Tensor:
         """The parameters whose test accuracy is reported."""
         return state.params
+
+    def evaluate_extra(self, state: ServerState, evaluate: Callable[[torch.Tensor], tuple[float, float]]) -> dict[str, float]:
+        """Test metrics beyond those of :meth:`eval_params` (per-node accuracies), on evaluation rounds."""
+        return {}
 
     def summary(self) -> dict[str, object]:
         """Entries the algorithm adds to ``summary.json`` (a privacy ledger, compression totals)."""

@@ -15,6 +15,7 @@ from fedsim.algorithms.fedavg import FedAvg
 from fedsim.client.local import LocalSGD
 from fedsim.client.state import ClientStateStore
 from fedsim.client.task import ClientTask
+from fedsim.config.decentralized import DPSGDConfig, GossipConfig, TopologySection
 from fedsim.data.federated import FederatedData
 from fedsim.models.functional import FunctionalModel
 from fedsim.runtimes import Runtime, SerialRuntime, VectorizedRuntime, resolve_device
@@ -67,11 +68,12 @@ class ModelConfig(Section):
 
 
 class BuildContext:
-    """What an algorithm builder may use: the seed and the federation."""
+    """What an algorithm builder may use: the seed, the federation and the topology section."""
 
-    def __init__(self, *, seed: int, data: FederatedData) -> None:
+    def __init__(self, *, seed: int, data: FederatedData, topology: TopologySection | None = None) -> None:
         self.seed = seed
         self.data = data
+        self.topology = topology if topology is not None else TopologySection()
 
 
 class UniformParticipation(Section):
@@ -243,11 +245,10 @@ class ParallelSGDConfig(Section):
         )
 
 
-
-
 AlgorithmSection = Annotated[
     Union[
-        FedAvgConfig, ParallelSGDConfig, FedProxConfig, FedAvgMConfig, FedAdagradConfig, FedAdamConfig, FedYogiConfig, ScaffoldConfig
+        FedAvgConfig, ParallelSGDConfig, FedProxConfig, FedAvgMConfig, FedAdagradConfig, FedAdamConfig, FedYogiConfig, ScaffoldConfig,
+        GossipConfig, DPSGDConfig,
     ],
     Field(discriminator="kind"),
 ]
@@ -292,6 +293,7 @@ class ExperimentConfig(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     algorithm: AlgorithmSection = Field(default_factory=FedAvgConfig)
+    topology: TopologySection = Field(default_factory=TopologySection)
     runtime: RuntimeSection = Field(default_factory=SerialRuntimeConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)

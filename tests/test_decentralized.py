@@ -107,3 +107,36 @@ def test_node_accuracies_bracket_and_time_varying_bytes(federation):
     extra = algo.evaluate_extra(state, evaluate)
     accs = [evaluate(row)[0] for row in state.params]
     assert extra["node_accuracy_min"] == min(accs) < extra["node_accuracy_mean"] == pytest.approx(np.mean(accs))
+
+
+def test_choco_identity_gamma_one_is_dpsgd(federation):
+    """Spec A.3: with Q = identity and gamma = 1, x_hat = x^{t+1/2} and the consensus step is W x^{t+1/2}."""
+    from fedsim.algorithms.choco import ChocoSGD
+    from fedsim.compression import Identity
+
+    runtime, w0 = federation
+    topo = build_topology("ring", N)
+    choco = ChocoSGD(topology=topo, task=_task(2), compressor=Identity(), gamma=1.0)
+    dpsgd = DPSGD(topology=topo, task=_task(2))
+    sc, sd = choco.init(w0), dpsgd.init(w0)
+    for rnd in range(3):
+        mc, md = choco.round(sc, rnd, runtime), dpsgd.round(sd, rnd, runtime)
+        assert torch.allclose(sc.params, sd.params, atol=1e-6)
+        assert mc.bytes_up == md.bytes_up
+
+
+@pytest.mark.parametrize("name,params", [("top_k", {"ratio": 0.05}), ("qsgd", {"levels": 4}), ("sign", {})])
+def test_choco_compressed_keeps_average_and_sends_fewer_bytes(federation, name, params):
+    """Symmetric doubly stochastic W: the CHOCO consensus step leaves the node average unchanged."""
+    from fedsim.algorithms.choco import ChocoSGD
+    from fedsim.compression import build_compressor
+
+    runtime, w0 = federation
+    algo = ChocoSGD(topology=build_topology("ring", N), task=_task(), compressor=build_compressor(name, **params), gamma=0.4)
+    state = algo.init(w0)
+    for rnd in range(3):
+        before = state.params.clone()
+        updates = runtime.run_cohort(algo.task, before, list(range(N)), rnd).updates
+        metrics = algo.round(state, rnd, runtime)
+        assert torch.allclose(state.params.mean(0), before.mean(0) + updates.mean(0), atol=1e-5)
+        assert 0 < metrics.extra["bytes_per_node"] < 2 * 4 * w0.numel()

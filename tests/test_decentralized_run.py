@@ -38,12 +38,21 @@ def test_run_writes_decentralized_metrics(tmp_path):
     ("topology.mixing=uniform", "needs a regular graph"),
     ("algorithm.form=zigzag", "algorithm.form: 'zigzag' is not allowed"),
     ("data.num_clients=10", "torus: nodes=10 is not a perfect square"),
+    ("algorithm={kind: choco, compressor: {name: top_q}}", "algorithm.compressor: unknown compressor 'top_q'"),
+    ("algorithm={kind: choco, gamma: 1.5}", "algorithm.gamma"),
 ])
 def test_bad_topology_config_is_one_line(tmp_path, cli, override, message):
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps(_config(tmp_path, topology={"spec": "torus" if "10" in override else "star"})))
     code, _, err = cli("run", str(path), "-q", "--set", override)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_choco_run_with_top_k(tmp_path):
+    cfg = _config(tmp_path, algorithm={"kind": "choco", "gamma": 0.5, "compressor": {"name": "top_k", "ratio": 0.1}})
+    last = run(cfg).history[-1]
+    assert last["bytes_per_node"] < 0.3 * 2 * 4 * 7850  # 10% of the values plus their indices, to 2 neighbours
+    assert last["consensus_distance"] > 0
 
 
 @pytest.mark.slow

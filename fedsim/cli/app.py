@@ -107,9 +107,10 @@ def validate(
 
 def _mount() -> None:
     """Sub-command groups, each in its own module."""
-    from fedsim.cli import privacy, topology
+    from fedsim.cli import privacy, study, topology
 
     app.add_typer(topology.app, name="topology")
+    app.add_typer(study.app, name="study")
     app.add_typer(privacy.app, name="privacy")
 
 

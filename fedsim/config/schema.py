@@ -15,7 +15,7 @@ from fedsim.algorithms.fedavg import FedAvg
 from fedsim.client.local import LocalSGD
 from fedsim.client.state import ClientStateStore
 from fedsim.client.task import ClientTask
-from fedsim.config.decentralized import DPSGDConfig, GossipConfig, TopologySection
+from fedsim.config.decentralized import ChocoConfig, DPSGDConfig, GossipConfig, TopologySection
 from fedsim.data.federated import FederatedData
 from fedsim.models.functional import FunctionalModel
 from fedsim.runtimes import Runtime, SerialRuntime, VectorizedRuntime, resolve_device
@@ -248,7 +248,7 @@ class ParallelSGDConfig(Section):
 AlgorithmSection = Annotated[
     Union[
         FedAvgConfig, ParallelSGDConfig, FedProxConfig, FedAvgMConfig, FedAdagradConfig, FedAdamConfig, FedYogiConfig, ScaffoldConfig,
-        GossipConfig, DPSGDConfig,
+        GossipConfig, DPSGDConfig, ChocoConfig,
     ],
     Field(discriminator="kind"),
 ]

@@ -232,3 +232,10 @@ def test_cli_show_json_and_plot(tmp_path):
     assert "False" in res.output and "disconnected" in res.output
     res = runner.invoke(app, ["show", "torus", "--nodes", "10"])
     assert res.exit_code == 2 and "not a perfect square" in res.output
+
+
+def test_large_graphs_use_the_sparse_solver_and_match_closed_form():
+    """Beyond DENSE_LIMIT nodes, eigsh on W - 11^T/n gives the torus gap (2/5)(1 - cos(2 pi / m)) at m = 64."""
+    topo = build_topology("torus", 64 * 64)
+    assert topo.nodes > 3000
+    assert topo.spectral_gap() == pytest.approx(0.4 * (1 - math.cos(2 * math.pi / 64)), rel=1e-8)

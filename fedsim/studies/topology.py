@@ -88,11 +88,15 @@ def plot_study(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
     styles = {n: s for n, s in zip(sizes, ["-", "--", ":", "-."] * len(sizes))}
     markers = {n: m for n, m in zip(sizes, "osD^v<>" * len(sizes))}
 
+    # Exact averaging (complete graph) gives distances at rounding level or exactly 0, which a log
+    # axis cannot show; they are left out and the legend says so.
+    floor = 1e-12 * max(max(r["consensus_distance"]) for r in rows)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in rows:
-        values = [max(v, 1e-30) for v in r["consensus_distance"]]
+        values = [v if v > floor else float("nan") for v in r["consensus_distance"]]
+        exact = all(v != v for v in values)
         ax.plot(r["round"], values, styles[r["nodes"]], color=colors[r["topology"]],
-                label=f"{r['topology']} (n={r['nodes']}, gap={r['spectral_gap']:.3g})")
+                label=f"{r['topology']} (n={r['nodes']}, gap={r['spectral_gap']:.3g})" + (": exact consensus" if exact else ""))
     ax.set_yscale("log")
     ax.set_xlabel("round")
     ax.set_ylabel("consensus distance $\\frac{1}{n}\\sum_i\\|x_i-\\bar x\\|^2$")

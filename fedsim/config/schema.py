@@ -274,7 +274,22 @@ class VectorizedRuntimeConfig(Section):
         return VectorizedRuntime(model, data, seed=seed, device=resolve_device(self.device), max_clients=self.max_clients)
 
 
-RuntimeSection = Annotated[Union[SerialRuntimeConfig, VectorizedRuntimeConfig], Field(discriminator="kind")]
+class RayRuntimeConfig(Section):
+    kind: Literal["ray"] = "ray"
+    address: str | None = Field(None, description="None starts Ray locally; 'auto' joins `ray start`; 'ray://host:10001' via Ray Client")
+    num_actors: PositiveInt | None = Field(None, description="Actors to start (default: one per CPU in the cluster)")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda)$", description="auto (fractional GPUs when the cluster has them), cpu or cuda")
+    max_clients: PositiveInt = Field(256, description="Clients per batched pass inside an actor")
+
+    def build(self, model: FunctionalModel, data: FederatedData, seed: int) -> Runtime:
+        from fedsim.runtimes.ray_runtime import RayRuntime
+
+        return RayRuntime(
+            model, data, seed=seed, address=self.address, num_actors=self.num_actors, device=self.device, max_clients=self.max_clients
+        )
+
+
+RuntimeSection = Annotated[Union[SerialRuntimeConfig, VectorizedRuntimeConfig, RayRuntimeConfig], Field(discriminator="kind")]
 
 
 class EvaluationConfig(Section):

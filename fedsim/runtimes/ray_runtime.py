@@ -1,0 +1,236 @@
+"""The Ray runtime: long-lived actors, each training a contiguous block of the cohort.
+
+The training set goes into the object store once and every actor keeps it (on its GPU share,
+if any) for its lifetime; each round the global parameters are put once and every actor reads
+the same object. An actor trains its block with the vectorized engine, so one actor per CPU
+(or per GPU fraction) does the work of many clients. The blocks depend only on the cohort and
+the number of actors, never on which actor is alive or finishes first, and the results are
+concatenated in client-id order: a round's outcome does not depend on scheduling. An actor
+that dies mid-round is replaced and its block is retried on another actor; because client
+work is a pure function of (seed, round, client), the retried block returns the same result.
+
+Ray is imported lazily: fedsim runs without it unless ``runtime.kind: ray`` is chosen.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from fedsim.client.task import ClientTask
+from fedsim.data.federated import FederatedData
+from fedsim.errors import FedsimError
+from fedsim.models.functional import FunctionalModel
+from fedsim.runtimes.base import CohortResult, Runtime, resolve_device
+from fedsim.runtimes.vectorized import VectorizedRuntime
+
+__all__ = ["ClientWorker", "RayRuntime", "block_bounds"]
+
+
+def block_bounds(cohort_size: int, blocks: int) -> list[tuple[int, int]]:
+    """Split ``range(cohort_size)`` into at most ``blocks`` contiguous, nearly equal, non-empty pieces."""
+    blocks = max(1, min(blocks, cohort_size))
+    base, extra = divmod(cohort_size, blocks)
+    bounds, lo = [], 0
+    for b in range(blocks):
+        hi = lo + base + (b < extra)
+        bounds.append((lo, hi))
+        lo = hi
+    return bounds
+
+
+class ClientWorker:
+    """What one actor holds: the model, the whole federated training set, and a vectorized engine."""
+
+    def __init__(self, model: FunctionalModel, data: FederatedData, seed: int, device: str, max_clients: int, threads: int) -> None:
+        torch.set_num_threads(threads)
+        self.engine = VectorizedRuntime(model, data, seed=seed, device=resolve_device(device), max_clients=max_clients)
+
+    def run(
+        self,
+        task: ClientTask,
+        params: torch.Tensor,
+        cohort: list[int],
+        round: int,
+        states: list[dict[str, torch.Tensor]] | None,
+        broadcast: dict[str, torch.Tensor],
+    ) -> CohortResult:
+        result = self.engine.run_cohort(task, params, cohort, round, states, broadcast)
+        return _to_cpu(result)
+
+    def where(self) -> tuple[str, int]:
+        """(Ray node id, process id) of this actor."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id(), os.getpid()
+
+
+def _to_cpu(result: CohortResult) -> CohortResult:
+    result.updates = result.updates.cpu()
+    result.states = [{k: v.cpu() for k, v in s.items()} for s in result.states]
+    return result
+
+
+@dataclass
+class PendingRound:
+    """A submitted round: each block's bounds, its Ray reference and the arguments to resubmit it."""
+
+    cohort: list[int]
+    bounds: list[tuple[int, int]]
+    refs: list[Any]
+    args: list[tuple[Any, ...]]
+
+
+class RayRuntime(Runtime):
+    """Client work on Ray actors, locally or on a cluster.
+
+    Parameters
+    ----------
+    model, data, seed
+        As for :class:`~fedsim.runtimes.Runtime`.
+    address : str or None (default: None)
+        ``None`` starts Ray on this machine (or uses the session this process already joined);
+        ``"auto"`` joins the cluster started with ``ray start``; ``"ray://host:10001"`` connects
+        through Ray Client.
+    num_actors : int or None (default: None)
+        Actors to start; by default one per CPU in the cluster.
+    device : str (default: "auto")
+        Where actors train: ``auto`` asks for an equal fraction of the cluster's GPUs per actor
+        when it has any, else CPU.
+    max_clients : int (default: 256)
+        Clients per batched pass inside an actor.
+    max_retries : int (default: 3)
+        How many times a block whose actor died is retried before the round fails.
+    """
+
+    def __init__(
+        self,
+        model: FunctionalModel,
+        data: FederatedData,
+        *,
+        seed: int,
+        address: str | None = None,
+        num_actors: int | None = None,
+        device: str = "auto",
+        max_clients: int = 256,
+        max_retries: int = 3,
+    ) -> None:
+        try:
+            import ray
+        except ImportError as exc:  # pragma: no cover - ray is a test dependency
+            raise FedsimError("runtime.kind: 'ray' needs Ray (pip install 'fedsim[ray]')") from exc
+        super().__init__(model, data, seed=seed)
+        self._ray = ray
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
+            init_args: dict[str, Any] = {"address": address, "logging_level": "warning", "log_to_driver": False}
+            if address is None:
+                init_args["include_dashboard"] = False
+            try:
+                ray.init(**init_args)
+            except ConnectionError as exc:
+                raise FedsimError(f"runtime.address: cannot reach a Ray cluster at '{address}' ({exc})") from exc
+        resources = ray.cluster_resources()
+        cpus = int(resources.get("CPU", 1))
+        self.num_actors = num_actors or max(1, cpus)
+        gpus = resources.get("GPU", 0.0) if device != "cpu" else 0.0
+        if device == "cuda" and not gpus:
+            raise FedsimError(f"runtime.device: '{device}' requested but the Ray cluster has no GPU (allowed: auto, cpu)")
+        self._actor_options = {
+            "num_cpus": max(cpus // self.num_actors, 1) if cpus >= self.num_actors else cpus / self.num_actors,
+            "num_gpus": gpus / self.num_actors if gpus else 0,
+            "max_restarts": 0,
+        }
+        self._worker_args = (
+            ray.put(model),
+            ray.put(data),
+            seed,
+            "cuda" if gpus else "cpu",
+            max_clients,
+            max(int(self._actor_options["num_cpus"]), 1),
+        )
+        self.max_retries = max_retries
+        self.retries = 0
+        self._remote_worker = ray.remote(ClientWorker)
+        self.actors = [self._spawn() for _ in range(self.num_actors)]
+
+    def _spawn(self) -> Any:
+        return self._remote_worker.options(**self._actor_options).remote(*self._worker_args)
+
+    def submit(
+        self,
+        task: ClientTask,
+        params: torch.Tensor,
+        cohort: Sequence[int],
+        round: int,
+        states: Sequence[dict[str, torch.Tensor]] | None = None,
+        broadcast: dict[str, torch.Tensor] | None = None,
+    ) -> PendingRound:
+        """Start a round: one contiguous block of the cohort per actor; returns without waiting."""
+        cohort = list(cohort)
+        params = params.detach().cpu()
+        shared = self._ray.put(params) if params.dim() == 1 else None
+        broadcast_ref = self._ray.put({k: v.detach().cpu() for k, v in (broadcast or {}).items()})
+        bounds = block_bounds(len(cohort), len(self.actors))
+        args, refs = [], []
+        for b, (lo, hi) in enumerate(bounds):
+            block_params = shared if shared is not None else params[lo:hi]
+            block_states = [{k: v.cpu() for k, v in s.items()} for s in states[lo:hi]] if states else None
+            args.append((task, block_params, cohort[lo:hi], round, block_states, broadcast_ref))
+            refs.append(self.actors[b].run.remote(*args[-1]))
+        return PendingRound(cohort, bounds, refs, args)
+
+    def collect(self, pending: PendingRound) -> CohortResult:
+        """Wait for every block, retrying a dead actor's block elsewhere; concatenate in client-id order."""
+        parts = []
+        for b, ref in enumerate(pending.refs):
+            attempts = 0
+            while True:
+                try:
+                    parts.append(self._ray.get(ref))
+                    break
+                except self._ray.exceptions.RayActorError:
+                    attempts += 1
+                    if attempts > self.max_retries:
+                        raise
+                    self.retries += 1
+                    self._replace_dead()
+                    # Another actor than the block's own, so one flaky node does not take every retry.
+                    ref = self.actors[(b + attempts) % len(self.actors)].run.remote(*pending.args[b])
+        return CohortResult.concat(parts)
+
+    def _replace_dead(self) -> None:
+        alive = []
+        for actor in self.actors:
+            try:
+                self._ray.get(actor.where.remote(), timeout=60)
+                alive.append(actor)
+            except (self._ray.exceptions.RayActorError, self._ray.exceptions.GetTimeoutError):
+                alive.append(self._spawn())
+        self.actors = alive
+
+    def run_cohort(
+        self,
+        task: ClientTask,
+        params: torch.Tensor,
+        cohort: Sequence[int],
+        round: int,
+        states: Sequence[dict[str, torch.Tensor]] | None = None,
+        broadcast: dict[str, torch.Tensor] | None = None,
+    ) -> CohortResult:
+        return self.collect(self.submit(task, params, cohort, round, states, broadcast))
+
+    def placement(self) -> list[tuple[str, int]]:
+        """(node id, pid) of every actor, in actor order."""
+        return self._ray.get([a.where.remote() for a in self.actors])
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self._ray.kill(actor)
+        self.actors = []
+        if self._owns_ray:
+            self._ray.shutdown()

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from fedsim import __version__
+from fedsim.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fedsim.config.loading import apply_overrides, config_sha256, dump_config, read_yaml, validate_config
 from fedsim.config.schema import BuildContext, ExperimentConfig
 from fedsim.data.federated import FederatedData, build_federated_data
@@ -25,7 +26,7 @@ from fedsim.models.zoo import build_model
 from fedsim.output import RunFolder
 from fedsim.plotting import plot_curves
 
-__all__ = ["RunResult", "Experiment", "resolve_config", "run"]
+__all__ = ["RunResult", "Experiment", "resolve_config", "resume", "run"]
 
 
 @dataclass
@@ -89,16 +90,23 @@ class Experiment:
         data = self.runtime.data
         return evaluate(self.model, params.to(data.x_test.device), data.x_test, data.y_test)
 
-    def run(self, folder: RunFolder, progress: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
+    def run(
+        self, folder: RunFolder, progress: Callable[[dict[str, Any]], None] | None = None, resume: Checkpoint | None = None
+    ) -> RunResult:
+        """Run every round into ``folder``; with ``resume``, continue after its last completed round."""
         cfg = self.cfg
-        folder.write_config(dump_config(cfg))
-        state = self.algorithm.init(self.initial_params)
+        if resume is None:
+            folder.write_config(dump_config(cfg))
+            state, first, history = self.algorithm.init(self.initial_params), 0, []
+        else:
+            self.algorithm.load_state_dict(resume.algorithm)
+            state, first, history = resume.server, resume.rounds_done, list(resume.history)
+            folder.rewrite_metrics(history)  # drop rows of rounds after the checkpoint
         rounds = cfg.algorithm.rounds
-        history: list[dict[str, Any]] = []
-        start = time.perf_counter()
+        start = time.perf_counter() - (history[-1]["wall_s"] if history else 0.0)
         status = "completed"
         try:
-            for rnd in range(rounds):
+            for rnd in range(first, rounds):
                 metrics = self.algorithm.round(state, rnd, self.runtime)
                 row: dict[str, Any] = {
                     "round": rnd + 1,
@@ -116,6 +124,9 @@ class Experiment:
                 row["wall_s"] = time.perf_counter() - start
                 folder.append_metrics(row)
                 history.append(row)
+                every = cfg.output.checkpoint_every
+                if every and ((rnd + 1) % every == 0 or rnd + 1 == rounds):
+                    save_checkpoint(folder.path, Checkpoint(rnd + 1, state, self.algorithm.state_dict(), history))
                 if progress:
                     progress(row)
         except KeyboardInterrupt:
@@ -143,6 +154,21 @@ class Experiment:
             "bytes_down": sum(r["bytes_down"] for r in history),
             **self.algorithm.summary(),
         }
+
+
+def resume(run_dir: str | Path, *, progress: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
+    """Continue the run in ``run_dir`` from its checkpoint (``fedsim run --resume``).
+
+    The config is the run's own ``config.yaml``; the continued run's metrics and final model
+    equal those of a run that was never interrupted.
+    """
+    run_dir = Path(run_dir)
+    checkpoint = load_checkpoint(run_dir)
+    experiment = Experiment(resolve_config(run_dir / "config.yaml"))
+    try:
+        return experiment.run(RunFolder(run_dir), progress, resume=checkpoint)
+    finally:
+        experiment.runtime.close()
 
 
 def run(

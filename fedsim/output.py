@@ -51,5 +51,12 @@ class RunFolder:
         with open(self.path / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps(row) + "\n")
 
+    def rewrite_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """Replace ``metrics.jsonl`` with ``rows`` atomically (resuming from a checkpoint)."""
+        path = self.path / "metrics.jsonl"
+        with tempfile.NamedTemporaryFile("w", dir=self.path, delete=False, suffix=".tmp") as tmp:
+            tmp.writelines(json.dumps(row) + "\n" for row in rows)
+        os.replace(tmp.name, path)
+
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json_atomic(self.path / "summary.json", summary)

@@ -44,7 +44,7 @@ def cluster():
         os.environ["PYTHONPATH"] = old
 
 
-@pytest.mark.parametrize("algorithm", [{}], ids=["fedavg"])
+@pytest.mark.parametrize("algorithm", [{}, {"kind": "scaffold"}], ids=["fedavg", "scaffold"])
 def test_ray_run_equals_serial_on_two_nodes(tmp_path, cluster, algorithm):
     cfg = small_config(tmp_path, **algorithm)
     serial = run(cfg, out=tmp_path / "serial")

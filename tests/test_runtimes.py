@@ -90,7 +90,15 @@ def test_vectorized_per_client_start_points(skewed):
     assert_cohorts_close(serial, vector)
 
 
-@pytest.mark.parametrize("algorithm", [{}], ids=["fedavg"])
+# One config per algorithm family; compression and D-PSGD join here when their configs land.
+RUN_CASES = {
+    "fedavg": {},
+    "fedprox": {"kind": "fedprox", "mu": 0.1},
+    "scaffold": {"kind": "scaffold"},
+}
+
+
+@pytest.mark.parametrize("algorithm", list(RUN_CASES.values()), ids=list(RUN_CASES))
 def test_run_folders_equal_serial_vectorized(tmp_path, algorithm):
     """Whole runs: metrics.jsonl agrees within 1e-5. New algorithms add their config here."""
     cfg = small_config(tmp_path, **algorithm)

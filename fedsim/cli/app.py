@@ -42,21 +42,27 @@ def _fmt(value: Any, spec: str = ".4f") -> str:
 
 @app.command()
 def run(
-    config: Path = typer.Argument(..., help="Experiment YAML."),
+    config: Optional[Path] = typer.Argument(None, help="Experiment YAML (omit with --resume)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: output.dir from the config)."),
     set_: list[str] = typer.Option([], "--set", help="Override a key: section.key=value (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its checkpoint."),
 ) -> None:
     """Run an experiment and write its run folder."""
+    from fedsim.checkpoint import load_checkpoint
+    from fedsim.errors import FedsimError
     from fedsim.experiment import Experiment, resolve_config
     from fedsim.output import RunFolder
 
-    cfg = resolve_config(config, set_)
+    if (config is None) == (resume is None) or (resume is not None and (set_ or out is not None)):
+        raise FedsimError("fedsim run: give either CONFIG (with optional --set/--out) or --resume RUN_DIR alone")
+    checkpoint = load_checkpoint(resume) if resume is not None else None
+    cfg = resolve_config(resume / "config.yaml" if resume is not None else config, set_)
     experiment = Experiment(cfg)
-    folder = RunFolder.create(out if out is not None else cfg.output.dir)
+    folder = RunFolder(resume) if resume is not None else RunFolder.create(out if out is not None else cfg.output.dir)
     try:
         if quiet:
-            result = experiment.run(folder)
+            result = experiment.run(folder, resume=checkpoint)
         else:
             with Progress(
                 TextColumn("round"), MofNCompleteColumn(), BarColumn(),
@@ -64,13 +70,14 @@ def run(
                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                 console=err_console, transient=False,
             ) as bar:
-                task = bar.add_task("rounds", total=cfg.algorithm.rounds, acc="-", loss="-")
+                done = checkpoint.rounds_done if checkpoint else 0
+                task = bar.add_task("rounds", total=cfg.algorithm.rounds, completed=done, acc="-", loss="-")
 
                 def advance(row: dict[str, Any]) -> None:
                     fields = {"acc": _fmt(row["test_accuracy"]), "loss": _fmt(row["test_loss"])} if row["test_accuracy"] is not None else {}
                     bar.update(task, advance=1, **fields)
 
-                result = experiment.run(folder, advance)
+                result = experiment.run(folder, advance, resume=checkpoint)
     except KeyboardInterrupt:
         err_console.print(f"interrupted; completed rounds are in {folder.path / 'metrics.jsonl'}")
         raise

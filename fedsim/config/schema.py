@@ -299,6 +299,7 @@ class EvaluationConfig(Section):
 class OutputConfig(Section):
     dir: str = Field("runs/run", description="Run folder; a numeric suffix is added if it already holds a run")
     plot: bool = True
+    checkpoint_every: PositiveInt | None = Field(None, description="Save a resumable checkpoint every this many rounds (and after the last)")
 
 
 class ExperimentConfig(Section):

@@ -83,7 +83,8 @@ class Experiment:
         module = model if model is not None else build_model(cfg.model.kind, seed=cfg.seed, hidden=cfg.model.hidden, channels=cfg.model.channels)
         self.model = FunctionalModel(module)
         self.initial_params = self.model.initial_params()
-        self.algorithm = cfg.algorithm.build(BuildContext(seed=cfg.seed, data=self.data, topology=cfg.topology))
+        self.algorithm = cfg.algorithm.build(BuildContext(seed=cfg.seed, data=self.data, topology=cfg.topology, privacy=cfg.privacy))
+        self.stop_reason: str | None = None
         self.runtime = cfg.runtime.build(self.model, self.data, cfg.seed)
 
     def evaluate(self, params: torch.Tensor) -> tuple[float, float]:
@@ -107,6 +108,10 @@ class Experiment:
         status = "completed"
         try:
             for rnd in range(first, rounds):
+                stop = self.algorithm.stop_reason(rnd)
+                if stop is not None:
+                    status, self.stop_reason = "stopped", stop
+                    break
                 metrics = self.algorithm.round(state, rnd, self.runtime)
                 row: dict[str, Any] = {
                     "round": rnd + 1,
@@ -133,6 +138,8 @@ class Experiment:
             status = "interrupted"
             raise
         finally:
+            if cfg.privacy is not None:  # the trained model, for `fedsim privacy audit`
+                torch.save(self.algorithm.eval_params(state).detach().cpu(), folder.path / "params.pt")
             summary = self._summary(history, status, time.perf_counter() - start)
             folder.write_summary(summary)
             if cfg.output.plot and history:
@@ -143,6 +150,7 @@ class Experiment:
         accs = [r["test_accuracy"] for r in history if r["test_accuracy"] is not None]
         return {
             "status": status,
+            **({"stop_reason": self.stop_reason} if self.stop_reason else {}),
             "final_accuracy": accs[-1] if accs else None,
             "best_accuracy": max(accs) if accs else None,
             "rounds": len(history),

@@ -49,6 +49,10 @@ class Algorithm(ABC):
     def round(self, state: ServerState, rnd: int, runtime: Runtime) -> RoundMetrics:
         """Run round ``rnd`` (0-based), updating ``state`` in place."""
 
+    def stop_reason(self, rnd: int) -> str | None:
+        """Why the run must stop before round ``rnd`` (a spent privacy budget, say); None to go on."""
+        return None
+
     def eval_params(self, state: ServerState) -> torch.Tensor:
         """The parameters whose test accuracy is reported."""
         return state.params

@@ -83,6 +83,8 @@ def run(
         raise
     finally:
         experiment.runtime.close()
+    if result.summary.get("stop_reason"):
+        err_console.print(result.summary["stop_reason"], markup=False, highlight=False)
     if not quiet:
         s = result.summary
         table = Table(title=f"fedsim run: {cfg.algorithm.kind} on {cfg.data.dataset}", show_header=False)

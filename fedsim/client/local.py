@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from fedsim.models.functional import FunctionalModel
+from fedsim.privacy.clipping import clip_l2
 
 __all__ = ["LocalSGD", "LocalResult", "minibatch_schedule", "sgd_step", "local_sgd"]
 
@@ -34,6 +35,9 @@ class LocalSGD:
         L2 penalty lambda/2 ||w||^2 added to the client objective.
     prox_mu : float (default: 0.0)
         FedProx proximal weight mu: the objective gains mu/2 ||w - w_global||^2 (Li et al. 2020).
+    clip_radius : float or None (default: None)
+        After every step, project ``w`` onto the l2 ball of this radius around ``w_global``
+        (DP-Fed-LS' per-step clipping, as the reference code's ``_project_net``).
     """
 
     lr: float
@@ -42,6 +46,7 @@ class LocalSGD:
     steps: int | None = None
     weight_decay: float = 0.0
     prox_mu: float = 0.0
+    clip_radius: float | None = None
 
 
 @dataclass
@@ -83,7 +88,10 @@ def sgd_step(
         direction = direction + local.prox_mu * (w - w_global)
     if correction is not None:
         direction = direction + correction
-    return w - local.lr * direction
+    w = w - local.lr * direction
+    if local.clip_radius is not None:
+        w = w_global + clip_l2(w - w_global, local.clip_radius)
+    return w
 
 
 def local_sgd(

@@ -4,6 +4,7 @@ is a model of its own, chosen by its ``kind``, and knows how to build its runtim
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Literal, Union
 
 from pydantic_core import PydanticCustomError
@@ -11,13 +12,17 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegative
 
 from fedsim.algorithms import federated
 from fedsim.algorithms.base import Algorithm
+from fedsim.algorithms.dp_fed_ls import ClippedClientTask, DPFedLS, Smoothing
 from fedsim.algorithms.fedavg import FedAvg
 from fedsim.client.local import LocalSGD
 from fedsim.client.state import ClientStateStore
 from fedsim.client.task import ClientTask
 from fedsim.config.decentralized import ChocoConfig, DPSGDConfig, GossipConfig, TopologySection
 from fedsim.data.federated import FederatedData
+from fedsim.errors import FedsimError
 from fedsim.models.functional import FunctionalModel
+from fedsim.privacy.accountant import PrivacyAccountant
+from fedsim.privacy.calibration import calibrate_noise_multiplier
 from fedsim.runtimes import Runtime, SerialRuntime, VectorizedRuntime, resolve_device
 
 __all__ = ["ExperimentConfig"]
@@ -70,10 +75,12 @@ class ModelConfig(Section):
 class BuildContext:
     """What an algorithm builder may use: the seed, the federation and the topology section."""
 
-    def __init__(self, *, seed: int, data: FederatedData, topology: TopologySection | None = None) -> None:
+    def __init__(self, *, seed: int, data: FederatedData, topology: TopologySection | None = None,
+                 privacy: "PrivacyConfig | None" = None) -> None:
         self.seed = seed
         self.data = data
         self.topology = topology if topology is not None else TopologySection()
+        self.privacy = privacy
 
 
 class UniformParticipation(Section):
@@ -245,10 +252,67 @@ class ParallelSGDConfig(Section):
         )
 
 
+# --------------------------------------------------------------------------- privacy
+
+
+class PrivacyConfig(Section):
+    """The ``privacy:`` section, read by the private algorithms (dp_fed_ls)."""
+
+    noise_multiplier: NonNegativeFloat | None = Field(None, description="z: noise std on the sum / clip_norm")
+    target_epsilon: PositiveFloat | None = Field(None, description="Calibrate z before the run so the planned rounds spend this epsilon")
+    delta: float | None = Field(None, gt=0, lt=1, description="Target delta; default 1/N^1.1 with N the number of privacy units (clients)")
+    clip_norm: PositiveFloat = Field(1.0, description="G: l2 bound on each client's update")
+    clip_mode: Literal["end_of_round", "every_step"] = "end_of_round"
+    budget: PositiveFloat | None = Field(None, description="Stop before the round whose epsilon would exceed this")
+    accountant: Literal["rdp", "prv"] = "rdp"
+    denominator: Literal["expected", "realized"] = Field("expected", description="Poisson sampling: divide by the expected or the realized cohort size")
+
+    @model_validator(mode="after")
+    def _one_noise_source(self) -> "PrivacyConfig":
+        if (self.noise_multiplier is None) == (self.target_epsilon is None):
+            raise PydanticCustomError("fedsim", "privacy: set exactly one of noise_multiplier and target_epsilon", {})
+        return self
+
+    def resolve_delta(self, units: int) -> float:
+        return self.delta if self.delta is not None else units ** -1.1
+
+    def resolve_noise(self, *, sample_rate: float, steps: int, delta: float) -> float:
+        if self.noise_multiplier is not None:
+            return self.noise_multiplier
+        return calibrate_noise_multiplier(target_epsilon=self.target_epsilon, delta=delta, sample_rate=sample_rate,
+                                          steps=steps, accountant=self.accountant)
+
+
+class DPFedLSConfig(FedAvgConfig):
+    """DP-Fed-LS / DP-FedAvg (ls_sigma = 0); noise, clip and accounting come from ``privacy:``."""
+
+    kind: Literal["dp_fed_ls"] = "dp_fed_ls"  # type: ignore[assignment]
+    weighting: Literal["uniform"] = "uniform"
+    ls_sigma: NonNegativeFloat = Field(0.0, description="Laplacian smoothing strength; 0 is DP-FedAvg")
+    ls_order: PositiveInt = 1
+    ls_mode: Literal["per_tensor", "global_flat"] = "per_tensor"
+
+    def build(self, ctx: BuildContext) -> Algorithm:
+        priv = ctx.privacy
+        if priv is None:
+            raise FedsimError("privacy: section required by algorithm.kind=dp_fed_ls (noise_multiplier or target_epsilon)")
+        kwargs = self.fedavg_kwargs(ctx)
+        k = ctx.data.num_clients
+        q = kwargs["participation"].expected_size(k) / k
+        delta = priv.resolve_delta(k)
+        z = priv.resolve_noise(sample_rate=q, steps=self.rounds, delta=delta)
+        local = replace(self.local_sgd(), clip_radius=priv.clip_norm if priv.clip_mode == "every_step" else None)
+        kwargs.update(task=ClippedClientTask(local, clip_norm=priv.clip_norm), weighting="uniform")
+        accountant = PrivacyAccountant(delta=delta, accountant=priv.accountant, sampling=self.participation.kind, unit="user")
+        return DPFedLS(noise_multiplier=z, accountant=accountant, smoothing=Smoothing(self.ls_sigma, self.ls_order, self.ls_mode),
+                       denominator=priv.denominator, budget=priv.budget, **kwargs)
+
+
 AlgorithmSection = Annotated[
     Union[
         FedAvgConfig, ParallelSGDConfig, FedProxConfig, FedAvgMConfig, FedAdagradConfig, FedAdamConfig, FedYogiConfig, ScaffoldConfig,
         GossipConfig, DPSGDConfig, ChocoConfig,
+        DPFedLSConfig,
     ],
     Field(discriminator="kind"),
 ]
@@ -313,6 +377,15 @@ class ExperimentConfig(Section):
     runtime: RuntimeSection = Field(default_factory=SerialRuntimeConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    privacy: PrivacyConfig | None = None
+
+    @model_validator(mode="after")
+    def _privacy_has_a_private_algorithm(self) -> "ExperimentConfig":
+        private = ("dp_fed_ls",)
+        if self.privacy is not None and self.algorithm.kind not in private:
+            raise PydanticCustomError("fedsim", "privacy: needs a private algorithm.kind (allowed: {allowed}), got {got}",
+                                      {"allowed": ", ".join(private), "got": self.algorithm.kind})
+        return self
 
     @model_validator(mode="after")
     def _cohort_fits(self) -> "ExperimentConfig":

@@ -23,7 +23,7 @@ from fedsim.privacy.mechanism import check_noise_multiplier
 
 __all__ = ["Sampling", "Unit", "PrivacyAccountant", "sampling_note"]
 
-Sampling = Literal["poisson", "uniform"]
+Sampling = Literal["poisson", "uniform", "full"]
 Unit = Literal["user", "sample"]
 
 _UNIFORM_NOTE = (
@@ -36,10 +36,12 @@ def sampling_note(sampling: Sampling, unit: Unit) -> str:
     """The label every output carries: exact for Poisson sampling, approximate for uniform."""
     if sampling == "poisson":
         return "exact: Poisson sampling, add/remove-one-{} adjacency".format("client" if unit == "user" else "example")
+    if sampling == "full":
+        return "exact: every {} in every step (q = 1), no subsampling".format("client" if unit == "user" else "example")
     if sampling == "uniform":
         return _UNIFORM_NOTE.format(units="clients" if unit == "user" else "examples",
                                     total="K" if unit == "user" else "n")
-    raise FedsimError(f"sampling must be 'poisson' or 'uniform', got {sampling!r}")
+    raise FedsimError(f"sampling must be 'poisson', 'uniform' or 'full', got {sampling!r}")
 
 
 class PrivacyAccountant:
@@ -52,7 +54,7 @@ class PrivacyAccountant:
     accountant : str (default: "rdp")
         ``rdp`` or ``prv`` (Opacus).
     sampling : str (default: "poisson")
-        ``poisson`` (accounted exactly) or ``uniform`` (labelled approximate).
+        ``poisson`` or ``full`` (accounted exactly) or ``uniform`` (labelled approximate).
     unit : str (default: "user")
         ``user`` (one step per round, q = client sampling rate) or ``sample`` (DP-SGD steps).
     """
@@ -102,7 +104,7 @@ class PrivacyAccountant:
             "steps": self.steps,
             "unit": self.unit,
             "sampling": self.sampling,
-            "exact": self.sampling == "poisson",
+            "exact": self.sampling != "uniform",
             "note": self.note,
             "history": [list(h) for h in self.history],
         }

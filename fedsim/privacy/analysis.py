@@ -109,10 +109,13 @@ def epsilon_from_history(history: Iterable[tuple[float, float, int]], *, delta: 
     acc = create_accountant(accountant)
     acc.history = entries
     if accountant == "rdp":
-        return float(acc.get_epsilon(delta=delta, alphas=list(RDP_ORDERS)))
-    # q = 1 makes Opacus' PRV take log(0) on an empty region it then discards.
-    with np.errstate(divide="ignore"):
-        return float(acc.get_epsilon(delta=delta))
+        eps = acc.get_epsilon(delta=delta, alphas=list(RDP_ORDERS))
+    else:
+        # q = 1 makes Opacus' PRV take log(0) on an empty region it then discards.
+        with np.errstate(divide="ignore"):
+            eps = acc.get_epsilon(delta=delta)
+    # The RDP conversion can dip below 0 at large orders and delta; (0, delta)-DP is the floor.
+    return max(float(eps), 0.0)
 
 
 def compute_epsilon(*, noise_multiplier: float, sample_rate: float, steps: int, delta: float,

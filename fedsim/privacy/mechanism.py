@@ -29,8 +29,9 @@ def gaussian_noise(shape: torch.Size | tuple[int, ...], std: float, generator: t
     """A draw of ``N(0, std^2 I)`` of the given shape from ``generator`` (std = 0 gives zeros)."""
     if std < 0:
         raise FedsimError(f"noise std must be >= 0, got {std}")
-    noise = torch.randn(shape, generator=generator, dtype=dtype, device=device)
-    return noise * std
+    # Drawn on the generator's device, so a run's noise is the same on CPU and GPU.
+    noise = torch.randn(shape, generator=generator, dtype=dtype, device=generator.device)
+    return (noise * std).to(device)
 
 
 def add_gaussian_noise(total: torch.Tensor, *, noise_multiplier: float, sensitivity: float,

@@ -1,0 +1,145 @@
+"""DP-Fed-LS: differentially private federated learning with Laplacian smoothing.
+
+Liang, Wang, Gu, Osher and Yao, "Exploring Private Federated Learning with Laplacian Smoothing",
+https://arxiv.org/abs/2005.00218; the slides' algorithm (spec laplacian-smoothing-dp-fed-ls.md §3.2):
+
+    w^t = w^{t-1} + eta_s A_sigma^{-1} (1/m) (sum_{j in M_t} clip_G(Delta_j^t) + n),  n ~ N(0, (z G)^2 I)
+
+Clients run local SGD and clip their update to l2 norm G (at the end of the round, or after
+every local step for parity with the reference code); the trusted server adds the noise once
+to the sum, divides by the number of sampled clients, smooths (post-processing: no privacy
+cost) and steps with the server learning rate. sigma = 0 is DP-FedAvg (McMahan et al. 2018).
+Privacy is user-level: Opacus accounts one subsampled-Gaussian step per round with
+q = clients_per_round / K.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from fedsim.algorithms.base import RoundMetrics, ServerState
+from fedsim.algorithms.fedavg import FedAvg
+from fedsim.client.task import FLOAT_BITS, ClientTask
+from fedsim.privacy.accountant import PrivacyAccountant
+from fedsim.privacy.clipping import clip_l2
+from fedsim.privacy.mechanism import add_gaussian_noise
+from fedsim.privacy.smoothing import SmoothingMode, smooth_flat
+from fedsim.runtimes.base import Runtime
+from fedsim.seeding import torch_generator
+
+__all__ = ["ClippedClientTask", "Smoothing", "DPFedLS", "budget_stop_reason"]
+
+
+@dataclass(frozen=True)
+class ClippedClientTask(ClientTask):
+    """A client task whose sent update is clipped to l2 norm ``clip_norm`` after all other transforms.
+
+    Clipping comes last so that no transform (an unbiased compressor's rescaling, say) can push
+    the norm, hence the sensitivity, above G again; the bit count of the transforms is kept.
+    """
+
+    clip_norm: float = 1.0
+
+    def finish(self, update, steps, state, broadcast, generator):  # type: ignore[override]
+        update, bits = super().finish(update, steps, state, broadcast, generator)
+        return clip_l2(update, self.clip_norm), bits
+
+
+@dataclass(frozen=True)
+class Smoothing:
+    """Laplacian smoothing of the noisy aggregate: strength sigma, Laplacian power, per-tensor or global."""
+
+    sigma: float = 0.0
+    order: int = 1
+    mode: SmoothingMode = "per_tensor"
+
+
+def budget_stop_reason(accountant: PrivacyAccountant, budget: float | None, *, noise_multiplier: float,
+                       sample_rate: float, steps: int, done: int) -> str | None:
+    """The message that stops a run before the step that would take epsilon above ``budget``."""
+    if budget is None:
+        return None
+    nxt = accountant.epsilon_after(noise_multiplier=noise_multiplier, sample_rate=sample_rate, steps=steps)
+    if nxt <= budget:
+        return None
+    return (f"privacy budget reached: round {done + 1} would raise epsilon to {nxt:.4g} > privacy.budget={budget:g} "
+            f"(delta={accountant.delta:g}); stopped after {done} rounds at epsilon {accountant.epsilon():.4g}")
+
+
+class DPFedLS(FedAvg):
+    """DP-Fed-LS (sigma > 0) and DP-FedAvg (sigma = 0) with user-level accounting.
+
+    Takes every FedAvg option (participation, lr schedules, local work, client state store);
+    aggregation is the unweighted sum the sensitivity analysis needs.
+
+    Parameters
+    ----------
+    noise_multiplier : float
+        z: the server adds N(0, (z G)^2 I) to the sum of clipped updates.
+    accountant : PrivacyAccountant
+        User-level accountant (its sampling label says exact or approximate).
+    smoothing : Smoothing (default: Smoothing())
+        Laplacian smoothing on the server; sigma = 0 is DP-FedAvg.
+    denominator : {"expected", "realized"} (default: "expected")
+        Under Poisson sampling, divide the noisy sum by the expected cohort size qK (the count of
+        sampled clients is itself private) or by the realized one (the reference code). Uniform
+        sampling and full participation have a fixed cohort size, so both coincide.
+    budget : float or None (default: None)
+        Stop before the round whose epsilon would exceed it.
+    **fedavg : FedAvg parameters
+        ``task`` must be a :class:`ClippedClientTask` (its ``local.clip_radius = G`` also clips
+        after every local step); noise comes from the ``(seed, "dp_noise", round)`` stream.
+    """
+
+    def __init__(self, *, noise_multiplier: float, accountant: PrivacyAccountant, smoothing: Smoothing = Smoothing(),
+                 denominator: str = "expected", budget: float | None = None, **fedavg) -> None:
+        super().__init__(**{**fedavg, "weighting": "uniform"})
+        self.noise_multiplier = noise_multiplier
+        self.accountant = accountant
+        self.smoothing = smoothing
+        self.denominator = denominator
+        self.budget = budget
+
+    @property
+    def sample_rate(self) -> float:
+        return self.participation.expected_size(self.num_clients) / self.num_clients
+
+    def stop_reason(self, rnd: int) -> str | None:
+        return budget_stop_reason(self.accountant, self.budget, noise_multiplier=self.noise_multiplier,
+                                  sample_rate=self.sample_rate, steps=1, done=rnd)
+
+    def round(self, state: ServerState, rnd: int, runtime: Runtime) -> RoundMetrics:
+        cohort = self.sample(rnd)
+        dim = state.params.numel()
+        if cohort:
+            result = self.train_cohort(state, cohort, rnd, runtime)
+            total, loss, bits = result.updates.sum(0), float(result.train_loss.mean()), int(result.bits_up.sum())
+        else:
+            total, loss, bits = torch.zeros_like(state.params), float("nan"), 0
+        clip_norm = self.task.clip_norm  # type: ignore[attr-defined]
+        noisy = add_gaussian_noise(total, noise_multiplier=self.noise_multiplier, sensitivity=clip_norm,
+                                   generator=torch_generator(self.seed, "dp_noise", rnd))
+        m = max(len(cohort), 1) if self.denominator == "realized" else self.participation.expected_size(self.num_clients)
+        update = smooth_flat(noisy / m, self.smoothing.sigma, order=self.smoothing.order, mode=self.smoothing.mode,
+                             sizes=runtime.model.spec.numels)
+        state.params = self.server_update(state, update, rnd)
+        self.accountant.step(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate)
+        extra = {"epsilon": self.accountant.epsilon(), "noise_std": self.noise_multiplier * clip_norm / m}
+        return RoundMetrics(clients=len(cohort), train_loss=loss, bytes_up=bits // 8,
+                            bytes_down=len(cohort) * dim * FLOAT_BITS // 8, extra=extra)
+
+    def summary(self) -> dict[str, object]:
+        ledger = self.accountant.ledger()
+        ledger.update(clip_norm=self.task.clip_norm,  # type: ignore[attr-defined]
+                      smoothing_sigma=self.smoothing.sigma,
+                      smoothing_order=self.smoothing.order, smoothing_mode=self.smoothing.mode)
+        return {"privacy": ledger}
+
+    def state_dict(self) -> dict[str, object]:
+        return {**super().state_dict(), "accountant": self.accountant.state_dict()}
+
+    def load_state_dict(self, sd: dict[str, object]) -> None:
+        super().load_state_dict(sd)
+        self.accountant = PrivacyAccountant.from_state_dict(sd["accountant"])  # type: ignore[arg-type]

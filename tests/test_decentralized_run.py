@@ -69,3 +69,23 @@ def test_dpsgd_mnist_ring_vs_complete(tmp_path):
     ring, complete = out["ring"].history[-1], out["complete"].history[-1]
     assert ring["consensus_distance"] > 100 * max(complete["consensus_distance"], 1e-12)
     assert ring["node_accuracy_mean"] < complete["node_accuracy_mean"]
+
+
+def test_choco_resumes_exactly(tmp_path):
+    """x_hat (server extras) and the error-feedback residuals (algorithm state) survive a checkpoint."""
+    import torch
+
+    from fedsim.experiment import resume
+    from fedsim.output import read_metrics
+
+    from tests.test_checkpoint import Interrupt, without_wall
+
+    cfg = _config(tmp_path, algorithm={"kind": "choco", "rounds": 4, "gamma": 0.5,
+                                       "compressor": {"name": "top_k", "ratio": 0.05, "feedback": "ef"}},
+                  output={"checkpoint_every": 1}, evaluation={"every": 4})
+    full = run(cfg, out=tmp_path / "full")
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, out=tmp_path / "cut", progress=Interrupt(2))
+    resumed = resume(tmp_path / "cut")
+    assert without_wall(read_metrics(resumed.run_dir)) == without_wall(read_metrics(full.run_dir))
+    assert torch.equal(resumed.params, full.params)

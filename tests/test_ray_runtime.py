@@ -18,8 +18,8 @@ from fedsim.models.functional import FunctionalModel
 from fedsim.models.zoo import build_model
 from fedsim.output import read_metrics
 from fedsim.runtimes import SerialRuntime
-from tests.conftest import REPO, small_config
-from tests.test_runtimes import assert_cohorts_close, assert_rows_close
+from tests.conftest import REPO
+from tests.test_runtimes import assert_cohorts_close, assert_rows_close, case_config
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -44,9 +44,9 @@ def cluster():
         os.environ["PYTHONPATH"] = old
 
 
-@pytest.mark.parametrize("algorithm", [{}, {"kind": "scaffold"}], ids=["fedavg", "scaffold"])
-def test_ray_run_equals_serial_on_two_nodes(tmp_path, cluster, algorithm):
-    cfg = small_config(tmp_path, **algorithm)
+@pytest.mark.parametrize("case", ["fedavg", "scaffold", "dpsgd"])
+def test_ray_run_equals_serial_on_two_nodes(tmp_path, cluster, case):
+    cfg = case_config(tmp_path, case)
     serial = run(cfg, out=tmp_path / "serial")
     distributed = run(cfg, overrides=["runtime.kind=ray", f"runtime.address={cluster.address}"], out=tmp_path / "ray")
     assert_rows_close(read_metrics(serial.run_dir), read_metrics(distributed.run_dir))

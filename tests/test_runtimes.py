@@ -7,6 +7,7 @@ import torch
 
 from fedsim.experiment import run
 from fedsim.client import ClientTask, LocalSGD
+from fedsim.config.schema import ExperimentConfig
 from fedsim.data.federated import build_federated_data
 from fedsim.models.functional import FunctionalModel
 from fedsim.models.zoo import build_model
@@ -90,18 +91,38 @@ def test_vectorized_per_client_start_points(skewed):
     assert_cohorts_close(serial, vector)
 
 
-# One config per algorithm family; compression and D-PSGD join here when their configs land.
+# One config patch per algorithm family (top-level sections, merged into small_config's; an
+# algorithm with a "kind" outside the FedAvg family replaces the algorithm section).
 RUN_CASES = {
     "fedavg": {},
-    "fedprox": {"kind": "fedprox", "mu": 0.1},
-    "scaffold": {"kind": "scaffold"},
+    "fedprox": {"algorithm": {"kind": "fedprox", "mu": 0.1}},
+    "scaffold": {"algorithm": {"kind": "scaffold"}},
+    "dp_fed_ls_every_step": {
+        "algorithm": {"kind": "dp_fed_ls", "weighting": "uniform"},
+        "privacy": {"noise_multiplier": 0.5, "clip_norm": 0.5, "clip_mode": "every_step"},
+    },
+    "dpsgd": {
+        "data": {"num_clients": 8},
+        "algorithm": {"kind": "dpsgd", "rounds": 2, "local_steps": 3, "batch_size": 16, "lr": 0.05},
+        "topology": {"spec": "ring"},
+    },
 }
 
 
-@pytest.mark.parametrize("algorithm", list(RUN_CASES.values()), ids=list(RUN_CASES))
-def test_run_folders_equal_serial_vectorized(tmp_path, algorithm):
-    """Whole runs: metrics.jsonl agrees within 1e-5. New algorithms add their config here."""
-    cfg = small_config(tmp_path, **algorithm)
+def case_config(tmp_path, case: str) -> dict:
+    cfg = small_config(tmp_path)
+    for section, patch in RUN_CASES[case].items():
+        replace = section == "algorithm" and "clients_per_round" not in type(
+            ExperimentConfig.model_validate({"algorithm": {"kind": patch["kind"]}}).algorithm
+        ).model_fields
+        cfg[section] = dict(patch) if replace or section not in cfg else {**cfg[section], **patch}
+    return cfg
+
+
+@pytest.mark.parametrize("case", list(RUN_CASES))
+def test_run_folders_equal_serial_vectorized(tmp_path, case):
+    """Whole runs: metrics.jsonl agrees within 1e-5."""
+    cfg = case_config(tmp_path, case)
     serial = run(cfg, out=tmp_path / "serial")
     vector = run(cfg, overrides=["runtime.kind=vectorized"], out=tmp_path / "vectorized")
     assert_rows_close(read_metrics(serial.run_dir), read_metrics(vector.run_dir))

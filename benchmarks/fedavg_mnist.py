@@ -1,0 +1,224 @@
+"""FedAvg on MNIST: every fedsim runtime, a hand-written serial torch loop and Flower's simulation.
+
+The federation (issue 8): 100 IID clients, all of them every round, 3 rounds, 1 local epoch,
+batch 32, client lr 0.1, on (a) logistic regression and (b) the LeNet-style CNN. Every contender
+starts from the same initial weights and ends with a test-set evaluation. Wall time runs from
+MNIST in memory to the final accuracy and includes each engine's own start-up (Ray and its actors
+for fedsim's ray runtime and for Flower), because a user pays it. Contenders alternate across
+repeats so that load on a shared machine hits all alike; medians are reported with the ratios
+``hand_loop / fastest fedsim`` and ``flower / fastest fedsim``.
+
+    PYTHONPATH=. FEDSIM_DATA=../shared/data python benchmarks/fedavg_mnist.py \
+        [--models logistic cnn] [--repeats 3] [--skip-flower] [--out results.json]
+
+Flower runs through ``flwr.simulation.run_simulation`` (deprecated in flwr 1.42 but its only
+in-process simulation entry point) with the Message-API ``FedAvg`` strategy and one CPU per
+virtual client, as in Flower's quickstart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from fedsim.data.federated import build_federated_data
+from fedsim.experiment import Experiment, resolve_config
+from fedsim.models.zoo import build_model
+from fedsim.output import RunFolder
+from fedsim.seeding import torch_generator
+
+NUM_CLIENTS, ROUNDS, EPOCHS, BATCH, LR, SEED = 100, 3, 1, 32, 0.1, 0
+TARGETS = {"vs_hand_loop_min": 5.0, "vs_flower_min": 50.0, "accuracy_gap_max_points": 0.5}
+
+
+def fedsim_config(model: str, runtime: dict[str, Any], out: str) -> dict[str, Any]:
+    return {
+        "seed": SEED,
+        "data": {"num_clients": NUM_CLIENTS, "partition": {"kind": "iid"}},
+        "model": {"kind": model},
+        "algorithm": {
+            "kind": "fedavg", "rounds": ROUNDS, "clients_per_round": NUM_CLIENTS,
+            "local_epochs": EPOCHS, "batch_size": BATCH, "lr": LR,
+        },
+        "runtime": runtime,
+        "evaluation": {"every": ROUNDS},
+        "output": {"dir": out, "plot": False},
+    }
+
+
+def run_fedsim(model: str, runtime: dict[str, Any]) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = resolve_config(fedsim_config(model, runtime, tmp))
+        start = time.perf_counter()
+        experiment = Experiment(cfg)
+        try:
+            result = experiment.run(RunFolder.create(Path(tmp) / "run"))
+        finally:
+            experiment.runtime.close()
+        return time.perf_counter() - start, result.final_accuracy
+
+
+def run_hand_loop(model: str) -> tuple[float, float]:
+    """FedAvg as one writes it by hand: nn.Module per client, torch.optim.SGD, state_dict averaging."""
+    start = time.perf_counter()
+    data = build_federated_data(dataset="mnist", num_clients=NUM_CLIENTS, partition="iid", seed=SEED)
+    global_model = build_model(model, seed=SEED)
+    for rnd in range(ROUNDS):
+        states, sizes = [], []
+        for k in range(NUM_CLIENTS):
+            x, y = data.client_data(k)
+            local = copy.deepcopy(global_model)
+            opt = torch.optim.SGD(local.parameters(), lr=LR)
+            gen = torch_generator(SEED, "batches", rnd, k)
+            for _ in range(EPOCHS):
+                for idx in torch.randperm(len(y), generator=gen).split(BATCH):
+                    opt.zero_grad()
+                    F.cross_entropy(local(x[idx]), y[idx]).backward()
+                    opt.step()
+            states.append(local.state_dict())
+            sizes.append(len(y))
+        total = sum(sizes)
+        global_model.load_state_dict({n: sum(s[n] * (m / total) for s, m in zip(states, sizes)) for n in states[0]})
+    with torch.no_grad():
+        accuracy = (global_model(data.x_test).argmax(1) == data.y_test).float().mean().item()
+    return time.perf_counter() - start, accuracy
+
+
+# --------------------------------------------------------------------------- Flower
+
+
+@functools.lru_cache(maxsize=1)
+def _federation():
+    """The IID split, built once per process (Flower runs its clients in Ray worker processes)."""
+    return build_federated_data(dataset="mnist", num_clients=NUM_CLIENTS, partition="iid", seed=SEED)
+
+
+def _flower_apps(model: str, outcome: dict[str, float]):
+    from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+    from flwr.clientapp import ClientApp
+    from flwr.serverapp import Grid, ServerApp
+    from flwr.serverapp.strategy import FedAvg
+
+    client_app = ClientApp()
+    server_app = ServerApp()
+
+    @client_app.train()
+    def train(msg: Message, context: Context) -> Message:
+        data = _federation()
+        torch.set_num_threads(1)
+        pid = int(context.node_config["partition-id"])
+        rnd = int(msg.content["config"]["server-round"]) - 1
+        net = build_model(model, seed=SEED)
+        net.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+        x, y = data.client_data(pid)
+        opt = torch.optim.SGD(net.parameters(), lr=LR)
+        gen = torch_generator(SEED, "batches", rnd, pid)
+        for _ in range(EPOCHS):
+            for idx in torch.randperm(len(y), generator=gen).split(BATCH):
+                opt.zero_grad()
+                F.cross_entropy(net(x[idx]), y[idx]).backward()
+                opt.step()
+        content = RecordDict({"arrays": ArrayRecord(net.state_dict()), "metrics": MetricRecord({"num-examples": len(y)})})
+        return Message(content=content, reply_to=msg)
+
+    @server_app.main()
+    def main(grid: Grid, context: Context) -> None:
+        data = _federation()
+        net = build_model(model, seed=SEED)
+        strategy = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=NUM_CLIENTS, min_available_nodes=NUM_CLIENTS)
+        result = strategy.start(grid=grid, initial_arrays=ArrayRecord(net.state_dict()), num_rounds=ROUNDS, train_config=ConfigRecord({"lr": LR}))
+        net.load_state_dict(result.arrays.to_torch_state_dict())
+        with torch.no_grad():
+            outcome["accuracy"] = (net(data.x_test).argmax(1) == data.y_test).float().mean().item()
+
+    return server_app, client_app
+
+
+def run_flower(model: str) -> tuple[float, float]:
+    from flwr.simulation import run_simulation
+
+    # Ray workers must import fedsim, and Flower's ray.init() must not attach to another session's cluster.
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")) if p)
+    os.environ["RAY_ADDRESS"] = "local"
+    outcome: dict[str, float] = {}
+    start = time.perf_counter()
+    server_app, client_app = _flower_apps(model, outcome)
+    run_simulation(
+        server_app=server_app,
+        client_app=client_app,
+        num_supernodes=NUM_CLIENTS,
+        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}, "init_args": {"include_dashboard": False}},
+    )
+    elapsed = time.perf_counter() - start
+    if "accuracy" not in outcome:
+        raise RuntimeError("Flower's simulation ended without a final model (see its log above)")
+    return elapsed, outcome["accuracy"]
+
+
+# --------------------------------------------------------------------------- driver
+
+FEDSIM_RUNTIMES = {
+    "fedsim_serial": {"kind": "serial", "device": "cpu"},
+    "fedsim_vectorized": {"kind": "vectorized", "device": "cpu"},
+    "fedsim_ray": {"kind": "ray", "device": "cpu"},
+}
+
+
+def bench_model(model: str, repeats: int, flower: bool) -> dict[str, Any]:
+    contenders = {name: (lambda rt=rt: run_fedsim(model, rt)) for name, rt in FEDSIM_RUNTIMES.items()}
+    contenders["hand_loop"] = lambda: run_hand_loop(model)
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            runs[name].append(fn())
+    if flower:
+        runs["flower_simulation"] = [run_flower(model)]  # one run: it takes tens of seconds
+    out: dict[str, Any] = {
+        name: {"wall_s": round(statistics.median(t for t, _ in r), 3), "accuracy": r[-1][1], "runs": len(r)} for name, r in runs.items()
+    }
+    fastest = min(FEDSIM_RUNTIMES, key=lambda n: out[n]["wall_s"])
+    out["fastest_fedsim"] = fastest
+    best = out[fastest]
+    out["ratio_hand_loop_over_fastest"] = round(out["hand_loop"]["wall_s"] / best["wall_s"], 2)
+    if flower:
+        out["ratio_flower_over_fastest"] = round(out["flower_simulation"]["wall_s"] / best["wall_s"], 2)
+    others = [out[n]["accuracy"] for n in ("hand_loop", "flower_simulation") if n in out]
+    out["max_accuracy_gap_points"] = round(100 * max(abs(best["accuracy"] - a) for a in others), 3)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["logistic", "cnn"], choices=["logistic", "mlp", "cnn"])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--skip-flower", action="store_true")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    build_federated_data(dataset="mnist", num_clients=NUM_CLIENTS, partition="iid", seed=SEED)  # parse the IDX files once
+    report: dict[str, Any] = {
+        "workload": f"FedAvg MNIST, {NUM_CLIENTS} IID clients, all per round, {ROUNDS} rounds, E={EPOCHS}, B={BATCH}, lr={LR}",
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform()},
+        "targets_on_logistic": TARGETS,
+    }
+    for model in args.models:
+        report[model] = bench_model(model, args.repeats, not args.skip_flower)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -70,6 +70,18 @@ def run_fedsim(model: str, runtime: dict[str, Any]) -> tuple[float, float]:
         return time.perf_counter() - start, result.final_accuracy
 
 
+def train_by_hand(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, rnd: int, client: int) -> torch.nn.Module:
+    """One client's local epochs with torch.optim.SGD, reshuffled from the client's fedsim stream."""
+    opt = torch.optim.SGD(net.parameters(), lr=LR)
+    gen = torch_generator(SEED, "batches", rnd, client)
+    for _ in range(EPOCHS):
+        for idx in torch.randperm(len(y), generator=gen).split(BATCH):
+            opt.zero_grad()
+            F.cross_entropy(net(x[idx]), y[idx]).backward()
+            opt.step()
+    return net
+
+
 def run_hand_loop(model: str) -> tuple[float, float]:
     """FedAvg as one writes it by hand: nn.Module per client, torch.optim.SGD, state_dict averaging."""
     start = time.perf_counter()
@@ -79,15 +91,7 @@ def run_hand_loop(model: str) -> tuple[float, float]:
         states, sizes = [], []
         for k in range(NUM_CLIENTS):
             x, y = data.client_data(k)
-            local = copy.deepcopy(global_model)
-            opt = torch.optim.SGD(local.parameters(), lr=LR)
-            gen = torch_generator(SEED, "batches", rnd, k)
-            for _ in range(EPOCHS):
-                for idx in torch.randperm(len(y), generator=gen).split(BATCH):
-                    opt.zero_grad()
-                    F.cross_entropy(local(x[idx]), y[idx]).backward()
-                    opt.step()
-            states.append(local.state_dict())
+            states.append(train_by_hand(copy.deepcopy(global_model), x, y, rnd, k).state_dict())
             sizes.append(len(y))
         total = sum(sizes)
         global_model.load_state_dict({n: sum(s[n] * (m / total) for s, m in zip(states, sizes)) for n in states[0]})
@@ -123,13 +127,7 @@ def _flower_apps(model: str, outcome: dict[str, float]):
         net = build_model(model, seed=SEED)
         net.load_state_dict(msg.content["arrays"].to_torch_state_dict())
         x, y = data.client_data(pid)
-        opt = torch.optim.SGD(net.parameters(), lr=LR)
-        gen = torch_generator(SEED, "batches", rnd, pid)
-        for _ in range(EPOCHS):
-            for idx in torch.randperm(len(y), generator=gen).split(BATCH):
-                opt.zero_grad()
-                F.cross_entropy(net(x[idx]), y[idx]).backward()
-                opt.step()
+        train_by_hand(net, x, y, rnd, pid)
         content = RecordDict({"arrays": ArrayRecord(net.state_dict()), "metrics": MetricRecord({"num-examples": len(y)})})
         return Message(content=content, reply_to=msg)
 

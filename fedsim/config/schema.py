@@ -366,6 +366,14 @@ class OutputConfig(Section):
     checkpoint_every: PositiveInt | None = Field(None, description="Save a resumable checkpoint every this many rounds (and after the last)")
 
 
+class FlowerConfig(Section):
+    """How a run behaves under Flower (``fedsim flower deploy``); the simulator ignores it."""
+
+    min_nodes: PositiveInt = Field(1, description="Fewest live SuperNodes a round may run with")
+    node_wait_s: PositiveFloat = Field(60.0, description="Wait this long for SuperNodes (all at start, min_nodes later) before failing")
+    round_timeout_s: PositiveFloat = Field(120.0, description="A SuperNode that has not answered a round by then is dropped")
+
+
 class ExperimentConfig(Section):
     """A whole experiment. See README.md for the reference of every key."""
 
@@ -378,6 +386,7 @@ class ExperimentConfig(Section):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     privacy: PrivacyConfig | None = None
+    flower: FlowerConfig = Field(default_factory=FlowerConfig)
 
     @model_validator(mode="after")
     def _privacy_has_a_private_algorithm(self) -> "ExperimentConfig":

@@ -111,6 +111,9 @@ class FlowerCluster:
         Fixed SuperLink port; ``None`` picks a free one.
     node_config : callable | None (default: None)
         Maps a node index to its node config; default ``partition-id=i num-partitions=N``.
+    external_superlink : str | None (default: None)
+        ``host:port`` of a SuperLink (and SuperNodes) started elsewhere, e.g. by docker
+        compose: nothing is started or stopped, the cluster only drives runs there.
     """
 
     def __init__(
@@ -121,14 +124,18 @@ class FlowerCluster:
         tls: bool = False,
         superlink_port: int | None = None,
         node_config: Callable[[int], Mapping[str, int | float | str]] | None = None,
+        external_superlink: str | None = None,
     ) -> None:
         if supernodes < 1:
             raise FedsimError(f"--supernodes must be at least 1, got {supernodes}")
+        if tls and external_superlink:
+            raise FedsimError("--tls makes its own throwaway certificates; it cannot be combined with --superlink")
         self.home = Path(home).resolve()
         self.supernodes = supernodes
         self.tls = tls
         self._requested_port = superlink_port
         self._node_config = node_config or (lambda i: {"partition-id": i, "num-partitions": supernodes})
+        self.external = external_superlink
         self.marker = uuid.uuid4().hex
         self.port = 0
         self.certs: TlsFiles | None = None
@@ -151,7 +158,7 @@ class FlowerCluster:
 
     @property
     def address(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
+        return self.external or f"{LOOPBACK}:{self.port}"
 
     @property
     def log_dir(self) -> Path:
@@ -165,12 +172,16 @@ class FlowerCluster:
     def start(self) -> None:
         """Start the SuperLink, wait until it listens, then start the SuperNodes."""
         self._bin = flower_bin_dir()
+        self.home.mkdir(parents=True, exist_ok=True)
+        if self.external:
+            self._env = self._make_env()
+            self._write_connection()
+            return
         self.port = (
             require_free_port(self._requested_port, what="SuperLink port")
             if self._requested_port
             else free_port()
         )
-        self.home.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
         if self.tls:
             self.certs = make_certificates(self.home / "tls")

@@ -1,0 +1,277 @@
+"""A fedsim runtime whose clients are Flower SuperNodes, and the client work they run.
+
+Server side, :class:`FlowerRuntime` is an ordinary :class:`~fedsim.runtimes.base.Runtime`:
+the algorithm's round calls ``run_cohort`` exactly as in simulation, and the runtime sends
+the cohort's work to the SuperNodes through the ServerApp's ``Grid``. Client side,
+:func:`train_hosted_clients` runs :func:`fedsim.client.train_client`, the function every
+simulation runtime calls, on the clients a SuperNode hosts. Nothing about an algorithm,
+compression or privacy is implemented twice: the :class:`~fedsim.client.ClientTask` the
+algorithm built travels to the SuperNode pickled, as it travels to Ray actors.
+
+Hosting: the SuperNode with node config ``partition-id=p num-partitions=P`` hosts the
+federation's clients ``c`` with ``c % P == p``, each with the split fedsim's seeded
+partitioner gives it in simulation. With ``P == data.num_clients`` a SuperNode is one client.
+A SuperNode gets every sampled client's id (the server learns each node's ``p`` from its first
+answer) and trains those it hosts; their states (error-feedback residuals, control variates)
+stay on the SuperNode, in the ClientApp's ``context.state``.
+
+A SuperNode that answers with an error, or not within ``flower.round_timeout_s``, is dropped
+for the rest of the run; its clients are missing from the round (the metrics row records how
+many answered). Fewer than ``flower.min_nodes`` live SuperNodes for ``flower.node_wait_s``
+ends the run with a one-line error.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from fedsim.client.task import ClientContext, ClientTask, train_client
+from fedsim.config.schema import FlowerConfig
+from fedsim.data.federated import FederatedData
+from fedsim.errors import FedsimError
+from fedsim.models.functional import FunctionalModel
+from fedsim.runtimes.base import CohortResult, Runtime
+
+if TYPE_CHECKING:  # flwr is imported only inside the Flower processes
+    from flwr.app import Context, Message
+    from flwr.serverapp import Grid
+
+__all__ = ["FlowerRuntime", "hosted", "train_hosted_clients"]
+
+PARAMS, BROADCAST, TASK = "fedsim-params", "fedsim-broadcast", "fedsim-task"
+UPDATES, RESULT, STATES = "fedsim-updates", "fedsim-result", "fedsim-client-states"
+_PULL_EVERY_S = 0.2  # Grid.send_and_receive sleeps 3 s between pulls; a round waits for the slowest node anyway
+
+
+def hosted(clients: Sequence[int], partition_id: int, num_partitions: int) -> list[int]:
+    """The clients among ``clients`` that SuperNode ``partition_id`` of ``num_partitions`` hosts."""
+    return [c for c in clients if c % num_partitions == partition_id]
+
+
+class FlowerRuntime(Runtime):
+    """Runs each cohort on the live SuperNodes of a Flower run (used inside the ServerApp).
+
+    Parameters
+    ----------
+    grid : flwr.serverapp.Grid
+        The ServerApp's grid.
+    model, data, seed
+        As for every runtime; the data serves the server's evaluation only.
+    settings : FlowerConfig
+        ``min_nodes``, ``node_wait_s`` and ``round_timeout_s``.
+    log : callable (default: print)
+        Receives one line per notable event (a dropped SuperNode).
+    """
+
+    def __init__(
+        self,
+        grid: Grid,
+        model: FunctionalModel,
+        data: FederatedData,
+        *,
+        seed: int,
+        settings: FlowerConfig,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        super().__init__(model, data, seed=seed)
+        self.grid = grid
+        self.settings = settings
+        self.log = log
+        self.partitions: dict[int, tuple[int, int]] = {}
+        self.dropped: dict[int, str] = {}
+        self.seen: set[int] = set()
+        self.round = 0
+        self.round_report: dict[str, int] = {}
+
+    def live_nodes(self) -> list[int]:
+        """Connected SuperNodes not dropped; one that was seen and has left is recorded as dropped."""
+        connected = set(self.grid.get_node_ids())
+        for node in sorted(self.seen - connected - set(self.dropped)):
+            self._drop(node, self.round, "disconnected from the SuperLink")
+        self.seen |= connected
+        return sorted(connected - set(self.dropped))
+
+    def wait_for_nodes(self, count: int, why: str) -> list[int]:
+        """Live SuperNode ids once at least ``count`` are connected; FedsimError after ``node_wait_s``."""
+        deadline = time.monotonic() + self.settings.node_wait_s
+        while len(nodes := self.live_nodes()) < count:
+            if time.monotonic() > deadline:
+                raise FedsimError(
+                    f"only {len(nodes)} live SuperNode(s) after waiting {self.settings.node_wait_s:g} s "
+                    f"(flower.node_wait_s), {why} needs {count}"
+                )
+            time.sleep(_PULL_EVERY_S)
+        return nodes
+
+    def run_cohort(
+        self,
+        task: ClientTask,
+        params: torch.Tensor,
+        cohort: Sequence[int],
+        round: int,
+        states: Sequence[dict[str, torch.Tensor]] | None = None,
+        broadcast: dict[str, torch.Tensor] | None = None,
+    ) -> CohortResult:
+        from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+
+        del states  # client state lives on the SuperNodes (context.state), not on the server
+        cohort = list(cohort)
+        self.round = round
+        nodes = self.wait_for_nodes(self.settings.min_nodes, "flower.min_nodes")
+        try:
+            task_bytes = pickle.dumps(task)
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            raise FedsimError(f"this algorithm's client task cannot be sent to SuperNodes: {exc}") from exc
+        broadcast_record = ArrayRecord({k: v.detach().cpu().contiguous() for k, v in (broadcast or {}).items()})
+        messages, targets = [], []
+        for node in nodes:
+            clients = hosted(cohort, *self.partitions[node]) if node in self.partitions else cohort
+            if not clients:
+                continue
+            rows = params if params.dim() == 1 else params[[cohort.index(c) for c in clients]]
+            content = RecordDict(
+                {
+                    PARAMS: ArrayRecord({"params": rows.detach().cpu().contiguous()}),
+                    BROADCAST: broadcast_record,
+                    TASK: ConfigRecord({"round": round, "clients": clients, "task": task_bytes}),
+                }
+            )
+            messages.append(Message(content, dst_node_id=node, message_type=MessageType.TRAIN, group_id=str(round)))
+            targets.append(node)
+        replies = self._exchange(messages, targets, round)
+
+        answers: dict[int, tuple[torch.Tensor, int, float, int]] = {}
+        for node, reply in replies.items():
+            meta = reply.content[RESULT]
+            self.partitions[node] = (int(meta["partition-id"]), int(meta["num-partitions"]))
+            updates = reply.content[UPDATES]["updates"].numpy()
+            for i, client in enumerate(meta["clients"]):
+                answers.setdefault(
+                    int(client),
+                    (torch.from_numpy(updates[i].copy()), int(meta["num-samples"][i]), float(meta["train-loss"][i]), int(meta["bits-up"][i])),
+                )
+        if not answers:
+            raise FedsimError(f"round {round + 1}: no SuperNode answered (dropped: {self._dropped_text()})")
+        clients = sorted(answers)
+        self.round_report = {
+            "supernodes": len(replies),
+            "clients_sampled": len(cohort),
+            "clients_dropped": len(cohort) - len(clients),
+        }
+        return CohortResult(
+            clients=clients,
+            updates=torch.stack([answers[c][0] for c in clients]),
+            num_samples=torch.tensor([answers[c][1] for c in clients]),
+            train_loss=torch.tensor([answers[c][2] for c in clients]),
+            bits_up=torch.tensor([answers[c][3] for c in clients], dtype=torch.int64),
+            states=[{} for _ in clients],
+        )
+
+    def _exchange(self, messages: list[Message], targets: list[int], round: int) -> dict[int, Message]:
+        """Push, then pull until every node answered or ``round_timeout_s`` passed; drop the rest."""
+        ids = list(self.grid.push_messages(messages))
+        pending = {mid: node for mid, node in zip(ids, targets) if mid}
+        replies: dict[int, Message] = {}
+        deadline = time.monotonic() + self.settings.round_timeout_s
+        while pending and time.monotonic() < deadline:
+            for reply in self.grid.pull_messages(list(pending)):
+                node = pending.pop(reply.metadata.reply_to_message_id, None)
+                if node is None:
+                    continue
+                if reply.has_error():
+                    self._drop(node, round, f"error {reply.error.code}: {reply.error.reason}")
+                else:
+                    replies[node] = reply
+            if pending:
+                time.sleep(_PULL_EVERY_S)
+        for node in pending.values():
+            self._drop(node, round, f"no answer within {self.settings.round_timeout_s:g} s (flower.round_timeout_s)")
+        for mid, node in zip(ids, targets):
+            if not mid:
+                self._drop(node, round, "the SuperLink refused the message")
+        return replies
+
+    def _drop(self, node: int, round: int, reason: str) -> None:
+        reason = " ".join(reason.split())
+        self.dropped[node] = f"round {round + 1}: {reason}"
+        self.log(f"SuperNode {node} dropped in round {round + 1}: {reason}")
+
+    def _dropped_text(self) -> str:
+        return "; ".join(f"{node} ({why})" for node, why in self.dropped.items()) or "none"
+
+    def summary(self) -> dict[str, Any]:
+        """Entries for summary.json: which SuperNodes were dropped, when and why."""
+        return {"dropped_supernodes": {str(node): why for node, why in self.dropped.items()}}
+
+
+def _node_partition(context: Context) -> tuple[int, int]:
+    try:
+        pid, num = int(context.node_config["partition-id"]), int(context.node_config["num-partitions"])
+    except (KeyError, ValueError) as exc:
+        raise FedsimError(
+            f"the SuperNode needs integer partition-id and num-partitions in --node-config (got {dict(context.node_config)})"
+        ) from exc
+    if not 0 <= pid < num:
+        raise FedsimError(f"node config partition-id={pid} is outside 0..{num - 1} (num-partitions={num})")
+    return pid, num
+
+
+def train_hosted_clients(
+    msg: Message,
+    context: Context,
+    model: FunctionalModel,
+    data: FederatedData,
+    seed: int,
+) -> Message:
+    """The ClientApp's work: train this SuperNode's clients among the message's, reply with their updates."""
+    from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
+
+    pid, num = _node_partition(context)
+    if num > data.num_clients:
+        raise FedsimError(f"num-partitions={num} exceeds data.num_clients={data.num_clients}: some SuperNodes would host no client")
+    meta = msg.content[TASK]
+    sent = [int(c) for c in meta["clients"]]
+    rnd = int(meta["round"])
+    task: ClientTask = pickle.loads(meta["task"])
+    params = msg.content[PARAMS].to_torch_state_dict()["params"]
+    broadcast = msg.content[BROADCAST].to_torch_state_dict()
+    stored = context.state[STATES].to_torch_state_dict() if STATES in context.state else {}
+
+    clients, updates, sizes, losses, bits = [], [], [], [], []
+    for client in hosted(sent, pid, num):
+        start = params if params.dim() == 1 else params[sent.index(client)]
+        prefix = f"{client}/"
+        state = {k[len(prefix):]: v for k, v in stored.items() if k.startswith(prefix)}
+        x, y = data.client_data(client)
+        result = train_client(task, model, start, x, y, ClientContext(seed, rnd, client), state, broadcast)
+        stored = {k: v for k, v in stored.items() if not k.startswith(prefix)}
+        stored.update({prefix + k: v.detach().cpu().contiguous() for k, v in result.state.items()})
+        clients.append(client)
+        updates.append(result.update.detach().cpu())
+        sizes.append(result.num_samples)
+        losses.append(result.train_loss)
+        bits.append(result.bits_up)
+
+    context.state[STATES] = ArrayRecord(stored)
+    dim = params.shape[-1]
+    content = RecordDict(
+        {
+            UPDATES: ArrayRecord({"updates": torch.stack(updates) if updates else torch.zeros(0, dim)}),
+            RESULT: ConfigRecord(
+                {
+                    "partition-id": pid,
+                    "num-partitions": num,
+                    "clients": clients,
+                    "num-samples": sizes,
+                    "train-loss": losses,
+                    "bits-up": bits,
+                }
+            ),
+        }
+    )
+    return Message(content, reply_to=msg)

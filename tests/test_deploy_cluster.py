@@ -33,26 +33,23 @@ def test_missing_flwr_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 @pytest.mark.slow
-def test_tls_cluster_runs_reports_failures_stops_hung_runs_and_leaves_no_process(tmp_path: Path) -> None:
-    cluster = FlowerCluster(tmp_path / "home", 2, tls=True)
+def test_cluster_reports_failed_runs_stops_hung_runs_and_leaves_no_process(tmp_path: Path) -> None:
+    cluster = FlowerCluster(tmp_path / "home", 2)
     with cluster:
-        assert (tmp_path / "home" / "config.toml").read_text().count("root-certificates") == 1
-        run_id = cluster.submit(PING_APP)
-        assert cluster.wait(run_id, timeout=90, poll_s=2.0).completed
-        assert "PING_REPLIES [0, 1]" in cluster.logs(run_id)
-
+        assert "insecure = true" in (tmp_path / "home" / "config.toml").read_text()
         # flwr run exits 0 for a failing ServerApp; the status must still surface it.
         failing = tmp_path / "fail.toml"
         failing.write_text("fail = true\n")
-        with pytest.raises(FedsimError, match=r"ended as finished:failed: .*ping app asked to fail"):
-            cluster.wait(cluster.submit(PING_APP, failing), timeout=60, poll_s=2.0)
+        with pytest.raises(FedsimError, match=r"ended as finished:failed: .*ping app asked to fail") as err:
+            cluster.wait(cluster.submit(PING_APP, failing), timeout=60, poll_s=1.0)
+        assert "\n" not in str(err.value)
 
         # Three nodes never come: the run is stopped, not left hanging.
         hung = tmp_path / "hung.toml"
         hung.write_text("expected-nodes = 3\n")
         hung_id = cluster.submit(PING_APP, hung)
-        with pytest.raises(FedsimError, match="did not finish within 3 s .* stopped with flwr stop"):
-            cluster.wait(hung_id, timeout=3, poll_s=1.0)
+        with pytest.raises(FedsimError, match="did not finish within 2 s .* stopped with flwr stop"):
+            cluster.wait(hung_id, timeout=2, poll_s=1.0)
         assert cluster.status(hung_id).status == "finished:stopped"
         assert len(processes_with_marker(cluster.marker)) >= 3
     assert processes_with_marker(cluster.marker) == []

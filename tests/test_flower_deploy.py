@@ -60,10 +60,10 @@ def test_export_refuses_a_foreign_nonempty_directory(tmp_path: Path, cli) -> Non
 
 
 @pytest.mark.slow
-def test_deploy_on_two_supernodes_matches_the_simulation(tmp_path: Path) -> None:
+def test_deploy_on_two_supernodes_over_tls_matches_the_simulation(tmp_path: Path) -> None:
     res = subprocess.run(
         [PYTHON, "-m", "fedsim", "flower", "deploy", str(QUICKSTART), "--supernodes", "2",
-         "-o", str(tmp_path / "deployed"), *[a for s in SHORT for a in ("--set", s)]],
+         "--tls", "-o", str(tmp_path / "deployed"), *[a for s in SHORT for a in ("--set", s)]],
         capture_output=True, text=True, env=subprocess_env(), timeout=600,
     )
     assert res.returncode == 0, res.stderr[-3000:]
@@ -73,7 +73,8 @@ def test_deploy_on_two_supernodes_matches_the_simulation(tmp_path: Path) -> None
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [(r["clients"], r["supernodes"], r["clients_dropped"]) for r in rows] == [(10, 2, 0)] * 2
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "completed" and summary["runtime"] == "flower"
+    assert summary["status"] == "completed" and summary["runtime"] == "flower" and summary["tls"] is True
+    assert "Uvicorn running on https://127.0.0.1" in (run_dir / "flower" / "home" / "logs" / "superlink.log").read_text()
 
     simulated = run(QUICKSTART, SHORT, out=tmp_path / "simulated")
     print(f"simulated {simulated.final_accuracy:.4f} deployed {summary['final_accuracy']:.4f} "
@@ -91,11 +92,11 @@ def test_a_killed_supernode_is_dropped_and_the_run_completes(tmp_path: Path) -> 
             cluster[0].kill_supernode(1, signal.SIGTERM)
 
     result = deploy(
-        QUICKSTART, ["algorithm.rounds=3", "flower.min_nodes=1"], supernodes=2, out=tmp_path / "run",
+        QUICKSTART, [*SHORT, "flower.min_nodes=1"], supernodes=2, out=tmp_path / "run",
         on_start=cluster.append, progress=kill_after_first_round,
     )
     rows = result.history
-    assert result.summary["status"] == "completed" and len(rows) == 3
+    assert result.summary["status"] == "completed" and len(rows) == 2
     assert (rows[0]["supernodes"], rows[0]["clients"]) == (2, 10)
     assert rows[-1]["supernodes"] == 1
     # The survivor (partition 0) answers for its even-numbered clients only.

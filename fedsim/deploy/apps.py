@@ -8,15 +8,26 @@ sides build the federation with :class:`fedsim.experiment.Experiment`, exactly a
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
+from fedsim import __version__
 from fedsim.algorithms.base import Algorithm, RoundMetrics, ServerState
-from fedsim.deploy.runtime import FlowerRuntime, train_hosted_clients
+from fedsim.config.schema import ExperimentConfig
+from fedsim.data.federated import FederatedData, build_federated_data
+from fedsim.deploy.runtime import FlowerRuntime, node_partition, train_hosted_clients
 from fedsim.experiment import Experiment, resolve_config
+from fedsim.models.functional import FunctionalModel
+from fedsim.models.zoo import build_model
 from fedsim.output import RunFolder
 from fedsim.runtimes.base import Runtime
 
@@ -25,7 +36,7 @@ if TYPE_CHECKING:
     from flwr.clientapp import ClientApp
     from flwr.serverapp import Grid, ServerApp
 
-__all__ = ["ROUND_LINE", "make_client_app", "make_server_app", "run_server"]
+__all__ = ["ROUND_LINE", "make_client_app", "make_server_app", "node_data", "run_server"]
 
 ROUND_LINE = "fedsim-round"
 
@@ -90,8 +101,53 @@ def run_server(grid: Grid, context: Context, config_path: Path) -> None:
 
 
 @lru_cache(maxsize=1)
-def _client_experiment(config_path: Path) -> Experiment:
-    return Experiment(resolve_config(config_path))
+def _client_model(config_path: Path) -> tuple[ExperimentConfig, FunctionalModel]:
+    cfg = resolve_config(config_path)
+    model = FunctionalModel(build_model(cfg.model.kind, seed=cfg.seed, hidden=cfg.model.hidden, channels=cfg.model.channels))
+    return cfg, model
+
+
+def _flwr_home() -> Path:
+    return Path(os.environ.get("FLWR_HOME") or Path.home() / ".flwr")
+
+
+def node_data(cfg: ExperimentConfig, partition_id: int, num_partitions: int, cache: Path) -> FederatedData:
+    """The federation as one SuperNode sees it: its hosted clients' samples, nobody else's.
+
+    Flower starts a fresh ClientApp process for every message, so the node's split is saved
+    under ``cache`` the first time (built by fedsim's seeded partitioner, as in simulation)
+    and loaded from there afterwards. Clients the node does not host get no samples; the test
+    set stays with the server.
+    """
+    key = hashlib.sha256(
+        json.dumps([__version__, cfg.seed, cfg.data.model_dump(mode="json"), partition_id, num_partitions]).encode()
+    ).hexdigest()[:16]
+    folder = cache / f"{key}-p{partition_id}of{num_partitions}"
+    if not (folder / "offsets.npy").exists():
+        full = build_federated_data(
+            dataset=cfg.data.dataset,
+            num_clients=cfg.data.num_clients,
+            partition=cfg.data.partition.kind,
+            partition_params=cfg.data.partition_params(),
+            seed=cfg.seed,
+        )
+        mine = [full.client_indices[c] if c % num_partitions == partition_id else full.client_indices[c][:0] for c in range(full.num_clients)]
+        index = torch.cat(mine)
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".partial-"))
+        np.save(tmp / "x.npy", full.x_train[index].numpy())
+        np.save(tmp / "y.npy", full.y_train[index].numpy())
+        np.save(tmp / "offsets.npy", np.cumsum([0, *(len(i) for i in mine)]))
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another ClientApp of this node got there first
+            shutil.rmtree(tmp, ignore_errors=True)
+    offsets = np.load(folder / "offsets.npy")
+    x = torch.from_numpy(np.load(folder / "x.npy"))
+    y = torch.from_numpy(np.load(folder / "y.npy"))
+    return FederatedData(
+        x, y, [torch.arange(offsets[c], offsets[c + 1]) for c in range(len(offsets) - 1)], x[:0], y[:0]
+    )
 
 
 def make_server_app(config_path: Path) -> ServerApp:
@@ -113,7 +169,8 @@ def make_client_app(config_path: Path) -> ClientApp:
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        experiment = _client_experiment(config_path)
-        return train_hosted_clients(msg, context, experiment.model, experiment.data, experiment.cfg.seed)
+        cfg, model = _client_model(config_path)
+        data = node_data(cfg, *node_partition(context), _flwr_home() / "fedsim-cache")
+        return train_hosted_clients(msg, context, model, data, cfg.seed)
 
     return app

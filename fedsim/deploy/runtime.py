@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # flwr is imported only inside the Flower processes
     from flwr.app import Context, Message
     from flwr.serverapp import Grid
 
-__all__ = ["FlowerRuntime", "hosted", "train_hosted_clients"]
+__all__ = ["FlowerRuntime", "hosted", "node_partition", "train_hosted_clients"]
 
 PARAMS, BROADCAST, TASK = "fedsim-params", "fedsim-broadcast", "fedsim-task"
 UPDATES, RESULT, STATES = "fedsim-updates", "fedsim-result", "fedsim-client-states"
@@ -209,7 +209,8 @@ class FlowerRuntime(Runtime):
         return {"dropped_supernodes": {str(node): why for node, why in self.dropped.items()}}
 
 
-def _node_partition(context: Context) -> tuple[int, int]:
+def node_partition(context: Context) -> tuple[int, int]:
+    """``(partition-id, num-partitions)`` from the SuperNode's ``--node-config``."""
     try:
         pid, num = int(context.node_config["partition-id"]), int(context.node_config["num-partitions"])
     except (KeyError, ValueError) as exc:
@@ -231,7 +232,7 @@ def train_hosted_clients(
     """The ClientApp's work: train this SuperNode's clients among the message's, reply with their updates."""
     from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 
-    pid, num = _node_partition(context)
+    pid, num = node_partition(context)
     if num > data.num_clients:
         raise FedsimError(f"num-partitions={num} exceeds data.num_clients={data.num_clients}: some SuperNodes would host no client")
     meta = msg.content[TASK]

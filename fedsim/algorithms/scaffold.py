@@ -78,10 +78,12 @@ class Scaffold(FedAvg):
 
     def train_cohort(self, state: ServerState, cohort: list[int], rnd: int, runtime: Runtime) -> CohortResult:
         c = state.extras[SERVER_CONTROL]
-        before = [self.client_states.get(k).get(CONTROL) for k in cohort]
+        before = {k: self.client_states.get(k).get(CONTROL) for k in cohort}
         result = super().train_cohort(state, cohort, rnd, runtime)
+        # result.clients, not cohort: under Flower a dropped client is missing from the result.
         delta_c = sum(
-            new[CONTROL].to(c.device) - (old.to(c.device) if old is not None else 0.0) for old, new in zip(before, result.states)
+            new[CONTROL].to(c.device) - (before[k].to(c.device) if before[k] is not None else 0.0)
+            for k, new in zip(result.clients, result.states)
         )
         state.extras[SERVER_CONTROL] = c + delta_c / self.num_clients
         return result

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from fedsim.client.task import ClientContext, ClientTask, train_client
+from fedsim.client.task import ClientContext, ClientResult, ClientTask, train_client
 from fedsim.config.schema import FlowerConfig
 from fedsim.data.federated import FederatedData
 from fedsim.errors import FedsimError
@@ -44,7 +44,8 @@ if TYPE_CHECKING:  # flwr is imported only inside the Flower processes
 __all__ = ["FlowerRuntime", "hosted", "node_partition", "train_hosted_clients"]
 
 PARAMS, BROADCAST, TASK = "fedsim-params", "fedsim-broadcast", "fedsim-task"
-UPDATES, RESULT, STATES = "fedsim-updates", "fedsim-result", "fedsim-client-states"
+UPDATES, RESULT, NEW_STATES = "fedsim-updates", "fedsim-result", "fedsim-new-states"
+STATES = "fedsim-client-states"  # key of the hosted clients' states in the ClientApp's context.state
 _PULL_EVERY_S = 0.2  # Grid.send_and_receive sleeps 3 s between pulls; a round waits for the slowest node anyway
 
 
@@ -87,6 +88,8 @@ class FlowerRuntime(Runtime):
         self.seen: set[int] = set()
         self.round = 0
         self.round_report: dict[str, int] = {}
+        self._answering: set[int] = set()
+        self._report_round = -1
 
     def live_nodes(self) -> list[int]:
         """Connected SuperNodes not dropped; one that was seen and has left is recorded as dropped."""
@@ -145,32 +148,39 @@ class FlowerRuntime(Runtime):
             targets.append(node)
         replies = self._exchange(messages, targets, round)
 
-        answers: dict[int, tuple[torch.Tensor, int, float, int]] = {}
+        answers: dict[int, ClientResult] = {}
         for node, reply in replies.items():
             meta = reply.content[RESULT]
             self.partitions[node] = (int(meta["partition-id"]), int(meta["num-partitions"]))
             updates = reply.content[UPDATES]["updates"].numpy()
-            for i, client in enumerate(meta["clients"]):
+            new_states = reply.content[NEW_STATES].to_torch_state_dict()
+            for i, client in enumerate(int(c) for c in meta["clients"]):
+                prefix = f"{client}/"
                 answers.setdefault(
-                    int(client),
-                    (torch.from_numpy(updates[i].copy()), int(meta["num-samples"][i]), float(meta["train-loss"][i]), int(meta["bits-up"][i])),
+                    client,
+                    ClientResult(
+                        torch.from_numpy(updates[i].copy()),
+                        int(meta["num-samples"][i]),
+                        float(meta["train-loss"][i]),
+                        int(meta["bits-up"][i]),
+                        {k[len(prefix):]: v for k, v in new_states.items() if k.startswith(prefix)},
+                    ),
                 )
         if not answers:
             raise FedsimError(f"round {round + 1}: no SuperNode answered (dropped: {self._dropped_text()})")
+        self._report(round, replies, len(cohort), len(answers))
         clients = sorted(answers)
-        self.round_report = {
-            "supernodes": len(replies),
-            "clients_sampled": len(cohort),
-            "clients_dropped": len(cohort) - len(clients),
-        }
-        return CohortResult(
-            clients=clients,
-            updates=torch.stack([answers[c][0] for c in clients]),
-            num_samples=torch.tensor([answers[c][1] for c in clients]),
-            train_loss=torch.tensor([answers[c][2] for c in clients]),
-            bits_up=torch.tensor([answers[c][3] for c in clients], dtype=torch.int64),
-            states=[{} for _ in clients],
-        )
+        return CohortResult.from_clients(clients, [answers[c] for c in clients])
+
+    def _report(self, round: int, replies: dict[int, Message], sampled: int, answered: int) -> None:
+        """Participation of the round so far (an algorithm may run several cohorts per round)."""
+        if self._report_round != round:
+            self._report_round, self._answering = round, set()
+            self.round_report = {"clients_sampled": 0, "clients_dropped": 0}
+        self._answering |= set(replies)
+        self.round_report["supernodes"] = len(self._answering)
+        self.round_report["clients_sampled"] += sampled
+        self.round_report["clients_dropped"] += sampled - answered
 
     def _exchange(self, messages: list[Message], targets: list[int], round: int) -> dict[int, Message]:
         """Push, then pull until every node answered or ``round_timeout_s`` passed; drop the rest."""
@@ -243,7 +253,7 @@ def train_hosted_clients(
     broadcast = msg.content[BROADCAST].to_torch_state_dict()
     stored = context.state[STATES].to_torch_state_dict() if STATES in context.state else {}
 
-    clients, updates, sizes, losses, bits = [], [], [], [], []
+    clients, updates, sizes, losses, bits, new_states = [], [], [], [], [], {}
     for client in hosted(sent, pid, num):
         start = params if params.dim() == 1 else params[sent.index(client)]
         prefix = f"{client}/"
@@ -251,7 +261,9 @@ def train_hosted_clients(
         x, y = data.client_data(client)
         result = train_client(task, model, start, x, y, ClientContext(seed, rnd, client), state, broadcast)
         stored = {k: v for k, v in stored.items() if not k.startswith(prefix)}
-        stored.update({prefix + k: v.detach().cpu().contiguous() for k, v in result.state.items()})
+        fresh = {prefix + k: v.detach().cpu().contiguous() for k, v in result.state.items()}
+        stored.update(fresh)
+        new_states.update(fresh)
         clients.append(client)
         updates.append(result.update.detach().cpu())
         sizes.append(result.num_samples)
@@ -263,6 +275,7 @@ def train_hosted_clients(
     content = RecordDict(
         {
             UPDATES: ArrayRecord({"updates": torch.stack(updates) if updates else torch.zeros(0, dim)}),
+            NEW_STATES: ArrayRecord(new_states),
             RESULT: ConfigRecord(
                 {
                     "partition-id": pid,

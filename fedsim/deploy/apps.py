@@ -41,8 +41,11 @@ __all__ = ["ROUND_LINE", "make_client_app", "make_server_app", "node_data", "run
 ROUND_LINE = "fedsim-round"
 
 
-class _WithParticipation(Algorithm):
-    """The configured algorithm, each round's metrics extended with who answered under Flower."""
+class _WithParticipation:
+    """The configured algorithm, each round's metrics extended with who answered under Flower.
+
+    Everything but ``round`` and ``summary`` is the algorithm's own (delegated by attribute).
+    """
 
     def __init__(self, inner: Algorithm, runtime: FlowerRuntime) -> None:
         self.inner = inner
@@ -51,25 +54,13 @@ class _WithParticipation(Algorithm):
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def init(self, params: torch.Tensor) -> ServerState:
-        return self.inner.init(params)
-
     def round(self, state: ServerState, rnd: int, runtime: Runtime) -> RoundMetrics:
         metrics = self.inner.round(state, rnd, runtime)
         metrics.extra.update(self.runtime.round_report)
         return metrics
 
-    def eval_params(self, state: ServerState) -> torch.Tensor:
-        return self.inner.eval_params(state)
-
     def summary(self) -> dict[str, object]:
         return {**self.inner.summary(), "runtime": "flower", **self.runtime.summary()}
-
-    def state_dict(self) -> dict[str, object]:
-        return self.inner.state_dict()
-
-    def load_state_dict(self, sd: dict[str, object]) -> None:
-        self.inner.load_state_dict(sd)
 
 
 def _run_folder(path: Path) -> RunFolder:

@@ -168,6 +168,12 @@ class FlowerRuntime(Runtime):
                 )
         if not answers:
             raise FedsimError(f"round {round + 1}: no SuperNode answered (dropped: {self._dropped_text()})")
+        if params.dim() == 2 and len(answers) < len(cohort):
+            missing = sorted(set(cohort) - set(answers))
+            raise FedsimError(
+                f"round {round + 1}: decentralized nodes {missing} did not answer; server-relayed gossip needs every node "
+                f"(dropped SuperNodes: {self._dropped_text()})"
+            )
         self._report(round, replies, len(cohort), len(answers))
         clients = sorted(answers)
         return CohortResult.from_clients(clients, [answers[c] for c in clients])

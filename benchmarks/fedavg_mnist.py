@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import importlib
 import json
 import os
 import platform
@@ -150,9 +151,11 @@ def run_flower(model: str) -> tuple[float, float]:
     # Ray workers must import fedsim, and Flower's ray.init() must not attach to another session's cluster.
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")) if p)
     os.environ["RAY_ADDRESS"] = "local"
+    # The apps are pickled into Ray workers by reference, so take them from the importable module, not __main__.
+    bench = importlib.import_module("benchmarks.fedavg_mnist")
     outcome: dict[str, float] = {}
     start = time.perf_counter()
-    server_app, client_app = _flower_apps(model, outcome)
+    server_app, client_app = bench._flower_apps(model, outcome)
     run_simulation(
         server_app=server_app,
         client_app=client_app,

@@ -99,8 +99,17 @@ def _load(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def load_mnist(folder: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(x_train, y_train, x_test, y_test)``: images as float32 ``(N, 784)`` standardised, labels int64."""
-    xtr, ytr, xte, yte = _load(Path(folder) if folder else mnist_dir())
+    """``(x_train, y_train, x_test, y_test)``: images as float32 ``(N, 784)`` standardised, labels int64.
+
+    The arrays are cached per folder and shared between callers (standardising takes longer
+    than a round of logistic regression): treat them as read-only.
+    """
+    return _standardised(Path(folder) if folder else mnist_dir())
+
+
+@functools.lru_cache(maxsize=2)
+def _standardised(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    xtr, ytr, xte, yte = _load(folder)
 
     def images(a: np.ndarray) -> np.ndarray:
         return ((a.reshape(len(a), -1).astype(np.float32) / 255.0) - MEAN) / STD

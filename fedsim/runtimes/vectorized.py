@@ -161,16 +161,23 @@ class VectorizedRuntime(SerialRuntime):
         index = sched.index.to(self.device)
         weight = sched.valid.to(self.device, start.dtype)
         active = (sched.steps[:, None] > torch.arange(index.shape[1])).to(self.device)  # (C, S)
+        everyone = active.all(0).tolist()
         x, y = self.data.x_train, self.data.y_train
         w = start
         loss_sum = torch.zeros(len(cohort), device=self.device)
         for s in range(index.shape[1]):
-            idx = index[:, s]
+            # index_select on the flat row list: about twice as fast as advanced indexing on CPU.
+            rows = index[:, s].reshape(-1)
+            xb = x.index_select(0, rows).view(len(cohort), -1, *x.shape[1:])
+            yb = y.index_select(0, rows).view(len(cohort), -1)
             p = w.detach().requires_grad_(True)
-            losses = self._cohort_loss(p, x[idx], y[idx], weight[:, s])
+            losses = self._cohort_loss(p, xb, yb, weight[:, s])
             (grad,) = torch.autograd.grad(losses.sum(), p)
             stepped = sgd_step(p.detach(), grad, start, task.local, correction)
-            on = active[:, s]
-            w = torch.where(on[:, None], stepped, w)
-            loss_sum = loss_sum + torch.where(on, losses.detach(), torch.zeros_like(loss_sum))
+            if everyone[s]:
+                w, loss_sum = stepped, loss_sum + losses.detach()
+            else:
+                on = active[:, s]
+                w = torch.where(on[:, None], stepped, w)
+                loss_sum = loss_sum + torch.where(on, losses.detach(), torch.zeros_like(loss_sum))
         return w.detach(), loss_sum.cpu(), sched.steps

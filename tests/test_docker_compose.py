@@ -18,7 +18,8 @@ import pytest
 import typer
 import yaml
 
-DOCKER = Path(__file__).resolve().parents[1] / "docker"
+REPO = Path(__file__).resolve().parents[1]
+DOCKER = REPO / "docker"
 COMPOSE_FILES = sorted(DOCKER.glob("compose.*.yaml"))
 
 
@@ -78,12 +79,29 @@ def _check_click(command: click.Command, name: str, args: list[str]) -> None:
         _check_click(sub, f"{name} {sub_name}", sub_args)
 
 
+def _check_fedsim_config(args: list[str]) -> None:
+    """``fedsim run CONFIG --set ...`` and ``fedsim flower deploy CONFIG ...``: the config and overrides validate."""
+    from fedsim.errors import FedsimError
+    from fedsim.experiment import resolve_config
+
+    rest = args[2:] if args[:2] == ["flower", "deploy"] else args[1:] if args[:1] == ["run"] else None
+    if rest is None:
+        return
+    overrides = [rest[i + 1] for i, token in enumerate(rest) if token == "--set"]
+    try:
+        resolve_config(REPO / rest[0], overrides)  # the image's working directory is the repository root
+    except FedsimError as exc:
+        pytest.fail(f"fedsim {' '.join(args)}: {exc}")
+
+
 def check_command(argv: list[str]) -> None:
     program, args = argv[0], argv[1:]
     if program in ("flower-superlink", "flower-supernode"):
         _check_argparse(program, args)
     elif program in ("fedsim", "flwr", "ray"):
         _check_click(_click_command(program), program, args)
+        if program == "fedsim":
+            _check_fedsim_config(args)
     else:
         pytest.fail(f"{program} is neither a fedsim, flower nor ray command")
 
@@ -114,6 +132,8 @@ def test_the_checker_rejects_what_the_clis_reject() -> None:
         ["flower-superlink", "--insecure", "--fleet-api-address", "0.0.0.0:9092"],
         ["flwr", "run", ".", "local", "--no-such-flag"],
         ["ray", "start", "--hed"],
+        ["fedsim", "run", "configs/quickstart.yaml", "--set", "runtime.kind=warp"],
+        ["fedsim", "flower", "deploy", "configs/quickstart.yaml", "--supernode", "2"],
     ):
         with pytest.raises(pytest.fail.Exception):
             check_command(bad)

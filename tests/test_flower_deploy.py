@@ -116,3 +116,14 @@ def test_too_few_supernodes_fails_with_one_line_and_leaves_nothing(tmp_path: Pat
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "failed" and "node_wait_s" in summary["error"]
     assert flower_processes(tmp_path / "run" / "flower" / "home") == []
+
+
+def test_deploy_on_a_taken_port_is_a_one_line_error(tmp_path: Path, cli) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        code, _, err = cli("flower", "deploy", str(QUICKSTART), "--port", str(port), "-o", str(tmp_path / "run"))
+    assert code == 2 and f"127.0.0.1:{port} is already in use" in err and len(err.strip().splitlines()) == 1

@@ -50,6 +50,7 @@ def deploy(
     set_: list[str] = typer.Option([], "--set", help="Override a key: section.key=value (repeatable)."),
     tls: bool = typer.Option(False, "--tls", help="Run all connections over TLS with a throwaway CA."),
     superlink: Optional[str] = typer.Option(None, "--superlink", help="host:port of a SuperLink started elsewhere (docker compose); start nothing."),
+    port: Optional[int] = typer.Option(None, "--port", help="SuperLink port on 127.0.0.1 (default: a free one)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-round lines or table."),
 ) -> None:
     """Run CONFIG on a real SuperLink and SuperNodes on 127.0.0.1 and write the run folder."""
@@ -58,16 +59,18 @@ def deploy(
     def show(row: dict[str, Any]) -> None:
         acc = "-" if row["test_accuracy"] is None else f"{row['test_accuracy']:.4f}"
         dropped = f", {row['clients_dropped']} dropped" if row.get("clients_dropped") else ""
+        eps = f", epsilon {row['epsilon']:.4g}" if row.get("epsilon") is not None else ""
         err_console.print(
             f"round {row['round']}: accuracy {acc}, {row['clients']} clients answered{dropped} "
-            f"from {row.get('supernodes', '?')} SuperNodes, {row['wall_s']:.1f} s"
+            f"from {row.get('supernodes', '?')} SuperNodes{eps}, {row['wall_s']:.1f} s"
         )
 
     # A plain SIGTERM would end this process without cleanup and orphan the Flower processes.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         result = run_deployment(
-            config, set_, supernodes=supernodes, out=out, tls=tls, superlink=superlink, progress=None if quiet else show
+            config, set_, supernodes=supernodes, out=out, tls=tls, superlink=superlink, port=port,
+            progress=None if quiet else show,
         )
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -86,7 +86,8 @@ def run_server(grid: Grid, context: Context, config_path: Path) -> None:
 
     def report(row: dict[str, Any]) -> None:
         acc = "-" if row["test_accuracy"] is None else f"{row['test_accuracy']:.4f}"
-        print(f"{ROUND_LINE} {row['round']}/{cfg.algorithm.rounds} accuracy {acc} clients {row['clients']}", flush=True)
+        eps = f" epsilon {row['epsilon']:.6g}" if row.get("epsilon") is not None else ""
+        print(f"{ROUND_LINE} {row['round']}/{cfg.algorithm.rounds} accuracy {acc} clients {row['clients']}{eps}", flush=True)
 
     experiment.run(folder, report)
 

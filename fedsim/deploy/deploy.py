@@ -84,6 +84,7 @@ def deploy(
     out: str | Path | None = None,
     tls: bool = False,
     superlink: str | None = None,
+    port: int | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
     on_start: Callable[[FlowerCluster], None] | None = None,
 ) -> DeployResult:
@@ -101,6 +102,8 @@ def deploy(
         Run every connection over TLS with a throwaway CA.
     superlink : str, optional
         ``host:port`` of a SuperLink started elsewhere (docker compose); nothing is started.
+    port : int, optional
+        The SuperLink's port on 127.0.0.1 (default: a free one); taken is a one-line error.
     progress : callable, optional
         Called with each round's metrics row as the ServerApp writes it.
     on_start : callable, optional
@@ -114,7 +117,7 @@ def deploy(
     run_dir = RunFolder.create(out if out is not None else cfg.output.dir).path.resolve()
     flower_dir = run_dir / "flower"
     app_dir = export_app(cfg, flower_dir / "app", run_dir=run_dir, expected_nodes=supernodes)
-    cluster = FlowerCluster(flower_dir / "home", supernodes, tls=tls, external_superlink=superlink)
+    cluster = FlowerCluster(flower_dir / "home", supernodes, tls=tls, superlink_port=port, external_superlink=superlink)
     tail = _MetricsTail(run_dir / "metrics.jsonl", progress)
     start = time.perf_counter()
     run_id = 0

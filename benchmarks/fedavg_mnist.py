@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -149,10 +150,13 @@ def run_flower(model: str) -> tuple[float, float]:
     from flwr.simulation import run_simulation
 
     # Ray workers must import fedsim, and Flower's ray.init() must not attach to another session's cluster.
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")) if p)
+    here = Path(__file__).resolve().parent
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(here.parent), str(here), os.environ.get("PYTHONPATH")) if p)
     os.environ["RAY_ADDRESS"] = "local"
-    # The apps are pickled into Ray workers by reference, so take them from the importable module, not __main__.
-    bench = importlib.import_module("benchmarks.fedavg_mnist")
+    # The apps are pickled into Ray workers by reference, so take them from this file imported as the
+    # top-level module ``fedavg_mnist`` (importable there through PYTHONPATH), not from __main__.
+    sys.path.insert(0, str(here))
+    bench = importlib.import_module("fedavg_mnist")
     outcome: dict[str, float] = {}
     start = time.perf_counter()
     server_app, client_app = bench._flower_apps(model, outcome)
@@ -184,8 +188,10 @@ def bench_model(model: str, repeats: int, flower: bool) -> dict[str, Any]:
     for _ in range(repeats):
         for name, fn in contenders.items():
             runs[name].append(fn())
+            print(json.dumps({"model": model, "contender": name, "wall_s": runs[name][-1][0], "accuracy": runs[name][-1][1]}), file=sys.stderr)
     if flower:
         runs["flower_simulation"] = [run_flower(model)]  # one run: it takes tens of seconds
+        print(json.dumps({"model": model, "contender": "flower_simulation", "wall_s": runs["flower_simulation"][0][0]}), file=sys.stderr)
     out: dict[str, Any] = {
         name: {"wall_s": round(statistics.median(t for t, _ in r), 3), "accuracy": r[-1][1], "runs": len(r)} for name, r in runs.items()
     }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -73,3 +75,30 @@ def noise(
               "exact": sampling == "poisson", "note": note}
     _emit(record, as_json, f"noise multiplier = {z:.6g} gives epsilon = {eps:.6g} <= {target_epsilon:g} at "
                            f"delta = {delta:g} ({accountant}, q = {sample_rate:g}, steps = {steps})")
+
+
+@app.command()
+def audit(
+    run_dir: Path = typer.Argument(..., help="Run folder of a private run (summary.json, config.yaml, params.pt)."),
+    canaries: Optional[int] = typer.Option(None, "--canaries", help="Canaries in the one-run audit (default: 1000, fewer when delta is large)"),
+    confidence: float = typer.Option(0.95, "--confidence", help="Confidence of the empirical lower bound"),
+    members: int = typer.Option(5000, "--members", help="Training (member) and test (non-member) samples for membership inference"),
+    as_json: bool = _JSON,
+) -> None:
+    """Recomputed epsilon, loss-threshold membership inference and an empirical epsilon lower bound."""
+    from fedsim.privacy.run_audit import audit_run
+
+    report = audit_run(run_dir, canaries=canaries, confidence=confidence, members=members)
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    acc = report["accounted"]
+    typer.echo(f"accounted epsilon  {acc['epsilon_ledger']:.4g} (ledger), {acc['epsilon_recomputed']:.4g} "
+               f"(recomputed by Opacus' {acc['accountant']} accountant) at delta = {acc['delta']:.3g}; {acc['note']}")
+    mi = report["membership_inference"]
+    typer.echo(f"membership inference  AUC {mi['auc']:.4f}, best accuracy {mi['accuracy']:.4f} "
+               f"({mi['members']} train members vs {mi['members']} test non-members, loss threshold)")
+    low = report["empirical_lower_bound"]
+    typer.echo(f"empirical lower bound  epsilon >= {low['epsilon']:.4g} with confidence {low['confidence']:.0%} "
+               f"({low['correct']}/{low['guesses']} correct guesses on {low['canaries']} canaries); "
+               f"{'below' if low['epsilon'] <= acc['epsilon_ledger'] else 'ABOVE'} the accounted epsilon")

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegative
 from fedsim.algorithms import federated
 from fedsim.algorithms.base import Algorithm
 from fedsim.algorithms.dp_fed_ls import ClippedClientTask, DPFedLS, Smoothing
+from fedsim.algorithms.dp_lssgd import DPLSSGD
 from fedsim.algorithms.fedavg import FedAvg
 from fedsim.client.local import LocalSGD
 from fedsim.client.state import ClientStateStore
@@ -256,11 +257,11 @@ class ParallelSGDConfig(Section):
 
 
 class PrivacyConfig(Section):
-    """The ``privacy:`` section, read by the private algorithms (dp_fed_ls)."""
+    """The ``privacy:`` section, read by the private algorithms (dp_fed_ls, dp_lssgd)."""
 
     noise_multiplier: NonNegativeFloat | None = Field(None, description="z: noise std on the sum / clip_norm")
     target_epsilon: PositiveFloat | None = Field(None, description="Calibrate z before the run so the planned rounds spend this epsilon")
-    delta: float | None = Field(None, gt=0, lt=1, description="Target delta; default 1/N^1.1 with N the number of privacy units (clients)")
+    delta: float | None = Field(None, gt=0, lt=1, description="Target delta; default 1/N^1.1, N the privacy units (clients for dp_fed_ls, examples for dp_lssgd)")
     clip_norm: PositiveFloat = Field(1.0, description="G: l2 bound on each client's update")
     clip_mode: Literal["end_of_round", "every_step"] = "end_of_round"
     budget: PositiveFloat | None = Field(None, description="Stop before the round whose epsilon would exceed this")
@@ -308,11 +309,40 @@ class DPFedLSConfig(FedAvgConfig):
                        denominator=priv.denominator, budget=priv.budget, **kwargs)
 
 
+class DPLSSGDConfig(Section):
+    """DP-LSSGD / DP-SGD (ls_sigma = 0), sample-level; noise, clip and accounting come from ``privacy:``."""
+
+    kind: Literal["dp_lssgd"] = "dp_lssgd"
+    rounds: PositiveInt = 100
+    batch_size: PositiveInt = Field(128, description="Expected lot size; each example joins a round with q = batch_size / n")
+    lr: PositiveFloat = 0.1
+    lr_decay: Literal["constant", "inverse"] = Field("constant", description="inverse: lr / t, the slides' step size 1/t")
+    weight_decay: NonNegativeFloat = 0.0
+    ls_sigma: NonNegativeFloat = Field(0.0, description="Laplacian smoothing strength; 0 is DP-SGD")
+    ls_order: PositiveInt = 1
+    ls_mode: Literal["per_tensor", "global_flat"] = "per_tensor"
+
+    def build(self, ctx: BuildContext) -> Algorithm:
+        priv = ctx.privacy
+        if priv is None:
+            raise FedsimError("privacy: section required by algorithm.kind=dp_lssgd (noise_multiplier or target_epsilon)")
+        n = int(ctx.data.client_sizes().sum())
+        if self.batch_size > n:
+            raise FedsimError(f"algorithm.batch_size: {self.batch_size} exceeds the {n} training examples")
+        q = self.batch_size / n
+        delta = priv.resolve_delta(n)
+        z = priv.resolve_noise(sample_rate=q, steps=self.rounds, delta=delta)
+        return DPLSSGD(lr=self.lr, sample_rate=q, noise_multiplier=z, clip_norm=priv.clip_norm,
+                       accountant=PrivacyAccountant(delta=delta, accountant=priv.accountant, sampling="poisson", unit="sample"),
+                       num_samples=n, smoothing=Smoothing(self.ls_sigma, self.ls_order, self.ls_mode),
+                       weight_decay=self.weight_decay, lr_decay=self.lr_decay, budget=priv.budget, seed=ctx.seed)
+
+
 AlgorithmSection = Annotated[
     Union[
         FedAvgConfig, ParallelSGDConfig, FedProxConfig, FedAvgMConfig, FedAdagradConfig, FedAdamConfig, FedYogiConfig, ScaffoldConfig,
         GossipConfig, DPSGDConfig, ChocoConfig,
-        DPFedLSConfig,
+        DPFedLSConfig, DPLSSGDConfig,
     ],
     Field(discriminator="kind"),
 ]
@@ -390,7 +420,7 @@ class ExperimentConfig(Section):
 
     @model_validator(mode="after")
     def _privacy_has_a_private_algorithm(self) -> "ExperimentConfig":
-        private = ("dp_fed_ls",)
+        private = ("dp_fed_ls", "dp_lssgd")
         if self.privacy is not None and self.algorithm.kind not in private:
             raise PydanticCustomError("fedsim", "privacy: needs a private algorithm.kind (allowed: {allowed}), got {got}",
                                       {"allowed": ", ".join(private), "got": self.algorithm.kind})

@@ -100,3 +100,17 @@ def test_bad_privacy_config_is_one_line(tmp_path, cli, mutate, needle):
     code, _, err = cli("run", str(path), "-q")
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and needle in lines[0], err
+
+
+def test_audit_reports_three_numbers_below_the_accounted_epsilon(tmp_path, cli):
+    cfg = dp_config(tmp_path, {"noise_multiplier": 0.6, "delta": 1e-5}, rounds=2)
+    run(cfg)
+    code, out, err = cli("privacy", "audit", str(tmp_path / "run"), "--json", "--members", "500", "--canaries", "200")
+    assert code == 0, err
+    report = json.loads(out)
+    acc, mi, low = report["accounted"], report["membership_inference"], report["empirical_lower_bound"]
+    assert acc["epsilon_recomputed"] == pytest.approx(acc["epsilon_ledger"], rel=1e-6)
+    assert 0.3 < mi["auc"] < 0.7 and 0.5 <= mi["accuracy"] < 0.6 and mi["members"] == 500
+    assert 0 <= low["epsilon"] < acc["epsilon_ledger"] and low["canaries"] == 200
+    code, _, err = cli("privacy", "audit", str(tmp_path))
+    assert code == 2 and "not a private run folder" in err and len(err.strip().splitlines()) == 1

@@ -97,6 +97,10 @@ def run(
             ("run folder", str(result.run_dir)),
         ]:
             table.add_row(key, value)
+        if "privacy" in s:
+            p = s["privacy"]
+            table.add_row("privacy", f"epsilon {_fmt(p['epsilon'])} at delta {p['delta']:.3g} ({p['accountant']}, {p['unit']}-level, "
+                                     f"z {p['noise_multiplier']}); {p['note']}")
         console.print(table)
 
 

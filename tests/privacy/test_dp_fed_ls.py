@@ -114,3 +114,13 @@ def test_audit_reports_three_numbers_below_the_accounted_epsilon(tmp_path, cli):
     assert 0 <= low["epsilon"] < acc["epsilon_ledger"] and low["canaries"] == 200
     code, _, err = cli("privacy", "audit", str(tmp_path))
     assert code == 2 and "not a private run folder" in err and len(err.strip().splitlines()) == 1
+
+
+def test_serial_and_vectorized_runtimes_agree_with_per_step_clipping(tmp_path):
+    results = []
+    for kind in ("serial", "vectorized"):
+        cfg = dp_config(tmp_path / kind, {"clip_mode": "every_step", "clip_norm": 0.05}, ls_sigma=1.0)
+        cfg["runtime"] = {"kind": kind, "device": "cpu"}
+        results.append(run(cfg))
+    torch.testing.assert_close(results[0].params, results[1].params, rtol=1e-4, atol=1e-5)
+    assert results[0].summary["privacy"]["epsilon"] == results[1].summary["privacy"]["epsilon"]

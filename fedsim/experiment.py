@@ -84,6 +84,7 @@ class Experiment:
         self.model = FunctionalModel(module)
         self.initial_params = self.model.initial_params()
         self.algorithm = cfg.algorithm.build(BuildContext(seed=cfg.seed, data=self.data, topology=cfg.topology, privacy=cfg.privacy))
+        self.algorithm = cfg.compression.wrap(self.algorithm, self.model.spec, cfg.seed)
         self.stop_reason: str | None = None
         self.runtime = cfg.runtime.build(self.model, self.data, cfg.seed)
 

@@ -150,6 +150,11 @@ def _union_member(tp: Any, tag: Any) -> type[BaseModel] | None:
     members = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
     for member in members:
         member = _strip(member)
+        if typing.get_origin(member) in (typing.Union, types.UnionType):  # an optional tagged union
+            found = _union_member(member, tag)
+            if found is not None:
+                return found
+            continue
         if isinstance(member, type) and issubclass(member, BaseModel) and "kind" in member.model_fields:
             if member.model_fields["kind"].default == tag and tag not in member.model_fields:
                 return member

@@ -18,6 +18,7 @@ from fedsim.algorithms.fedavg import FedAvg
 from fedsim.client.local import LocalSGD
 from fedsim.client.state import ClientStateStore
 from fedsim.client.task import ClientTask
+from fedsim.config.compression import CompressionConfig
 from fedsim.config.decentralized import ChocoConfig, DPSGDConfig, GossipConfig, TopologySection
 from fedsim.data.federated import FederatedData
 from fedsim.errors import FedsimError
@@ -413,6 +414,7 @@ class ExperimentConfig(Section):
     algorithm: AlgorithmSection = Field(default_factory=FedAvgConfig)
     topology: TopologySection = Field(default_factory=TopologySection)
     runtime: RuntimeSection = Field(default_factory=SerialRuntimeConfig)
+    compression: CompressionConfig = Field(default_factory=CompressionConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     privacy: PrivacyConfig | None = None

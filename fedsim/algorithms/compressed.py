@@ -9,7 +9,7 @@ each link really carried next to what uncompressed float32 messages would have c
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -103,6 +103,9 @@ class Compressed(Algorithm):
 
     def eval_params(self, state: ServerState) -> torch.Tensor:
         return self.inner.eval_params(state)
+
+    def evaluate_extra(self, state: ServerState, evaluate: Callable[[torch.Tensor], tuple[float, float]]) -> dict[str, float]:
+        return self.inner.evaluate_extra(state, evaluate)
 
     def summary(self) -> dict[str, object]:
         t = self.totals

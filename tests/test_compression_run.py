@@ -91,6 +91,15 @@ def test_k_larger_than_the_model_fails_before_the_run_folder(tmp_path: Path) -> 
     assert not (tmp_path / "run").exists()
 
 
+def test_decentralized_algorithms_take_their_compressor_in_the_algorithm_section(tmp_path: Path) -> None:
+    cfg = load_config(REPO / "configs" / "compression_choco_topk.yaml").model_dump(mode="json")
+    cfg["compression"] = {"uplink": {"kind": "top_k", "ratio": 0.01}}
+    cfg["output"]["dir"] = str(tmp_path / "run")
+    with pytest.raises(FedsimError, match="CHOCO-SGD takes algorithm.compressor"):
+        run(cfg)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     "compression,fragment",
     [
@@ -112,10 +121,10 @@ def test_bad_compression_section_is_one_line(tmp_path: Path, cli, compression: d
     assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
 
 
-@pytest.mark.parametrize("name", ["compression_topk_ef", "compression_qsgd", "compression_powersgd"])
+@pytest.mark.parametrize("name", ["compression_topk_ef", "compression_qsgd", "compression_powersgd", "compression_choco_topk"])
 def test_shipped_configs_validate(name: str) -> None:
     cfg = load_config(REPO / "configs" / f"{name}.yaml")
-    assert cfg.compression.uplink is not None
+    assert cfg.compression.uplink is not None or cfg.algorithm.compressor["name"] == "top_k"
 
 
 @pytest.mark.slow

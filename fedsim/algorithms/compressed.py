@@ -101,6 +101,9 @@ class Compressed(Algorithm):
             self.totals[key] += value
         return metrics
 
+    def stop_reason(self, rnd: int) -> str | None:
+        return self.inner.stop_reason(rnd)
+
     def eval_params(self, state: ServerState) -> torch.Tensor:
         return self.inner.eval_params(state)
 

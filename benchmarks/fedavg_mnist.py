@@ -9,7 +9,7 @@ repeats so that load on a shared machine hits all alike; medians are reported wi
 ``hand_loop / fastest fedsim`` and ``flower / fastest fedsim``.
 
     PYTHONPATH=. FEDSIM_DATA=../shared/data python benchmarks/fedavg_mnist.py \
-        [--models logistic cnn] [--repeats 3] [--skip-flower] [--out results.json]
+        [--models logistic cnn] [--repeats 1] [--threads N] [--skip-flower] [--out results.json]
 
 Flower runs through ``flwr.simulation.run_simulation`` (deprecated in flwr 1.42 but its only
 in-process simulation entry point) with the Message-API ``FedAvg`` strategy and one CPU per
@@ -211,8 +211,11 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["logistic", "cnn"], choices=["logistic", "mlp", "cnn"])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--skip-flower", action="store_true")
+    parser.add_argument("--threads", type=int, help="torch threads in this process (1 avoids OpenMP spinning on a loaded machine)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     build_federated_data(dataset="mnist", num_clients=NUM_CLIENTS, partition="iid", seed=SEED)  # parse the IDX files once
     report: dict[str, Any] = {
         "workload": f"FedAvg MNIST, {NUM_CLIENTS} IID clients, all per round, {ROUNDS} rounds, E={EPOCHS}, B={BATCH}, lr={LR}",

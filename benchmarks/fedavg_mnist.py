@@ -181,24 +181,39 @@ FEDSIM_RUNTIMES = {
 }
 
 
+def with_cpu_time(fn):
+    """``fn()``'s (wall, accuracy) plus this process's CPU seconds (Ray workers' CPU is not counted)."""
+    start = time.process_time()
+    wall, accuracy = fn()
+    return wall, accuracy, time.process_time() - start
+
+
 def bench_model(model: str, repeats: int, flower: bool) -> dict[str, Any]:
-    contenders = {name: (lambda rt=rt: run_fedsim(model, rt)) for name, rt in FEDSIM_RUNTIMES.items()}
-    contenders["hand_loop"] = lambda: run_hand_loop(model)
-    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+    contenders = {name: (lambda rt=rt: with_cpu_time(lambda: run_fedsim(model, rt))) for name, rt in FEDSIM_RUNTIMES.items()}
+    contenders["hand_loop"] = lambda: with_cpu_time(lambda: run_hand_loop(model))
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, fn in contenders.items():
             runs[name].append(fn())
             print(json.dumps({"model": model, "contender": name, "wall_s": runs[name][-1][0], "accuracy": runs[name][-1][1]}), file=sys.stderr)
     if flower:
-        runs["flower_simulation"] = [run_flower(model)]  # one run: it takes tens of seconds
+        runs["flower_simulation"] = [with_cpu_time(lambda: run_flower(model))]  # one run: it takes tens of seconds
         print(json.dumps({"model": model, "contender": "flower_simulation", "wall_s": runs["flower_simulation"][0][0]}), file=sys.stderr)
     out: dict[str, Any] = {
-        name: {"wall_s": round(statistics.median(t for t, _ in r), 3), "accuracy": r[-1][1], "runs": len(r)} for name, r in runs.items()
+        name: {
+            "wall_s": round(statistics.median(t for t, _, _ in r), 3),
+            "process_cpu_s": round(statistics.median(c for _, _, c in r), 3),
+            "accuracy": r[-1][1],
+            "runs": len(r),
+        }
+        for name, r in runs.items()
     }
     fastest = min(FEDSIM_RUNTIMES, key=lambda n: out[n]["wall_s"])
     out["fastest_fedsim"] = fastest
     best = out[fastest]
     out["ratio_hand_loop_over_fastest"] = round(out["hand_loop"]["wall_s"] / best["wall_s"], 2)
+    # CPU seconds are less sensitive than wall time to other load on a shared machine (in-process contenders only).
+    out["cpu_ratio_hand_loop_over_vectorized"] = round(out["hand_loop"]["process_cpu_s"] / out["fedsim_vectorized"]["process_cpu_s"], 2)
     if flower:
         out["ratio_flower_over_fastest"] = round(out["flower_simulation"]["wall_s"] / best["wall_s"], 2)
     others = [out[n]["accuracy"] for n in ("hand_loop", "flower_simulation") if n in out]

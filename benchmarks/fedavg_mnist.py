@@ -234,7 +234,10 @@ def main() -> None:
     build_federated_data(dataset="mnist", num_clients=NUM_CLIENTS, partition="iid", seed=SEED)  # parse the IDX files once
     report: dict[str, Any] = {
         "workload": f"FedAvg MNIST, {NUM_CLIENTS} IID clients, all per round, {ROUNDS} rounds, E={EPOCHS}, B={BATCH}, lr={LR}",
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+            "load_average_1m_at_start": os.getloadavg()[0],
+        },
         "targets_on_logistic": TARGETS,
     }
     for model in args.models:

@@ -21,6 +21,7 @@ from fedsim.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fedsim.config.loading import apply_overrides, config_sha256, dump_config, read_yaml, validate_config
 from fedsim.config.schema import BuildContext, ExperimentConfig
 from fedsim.data.federated import FederatedData, build_federated_data
+from fedsim.evaluation import client_accuracies, fairness_metrics, split_client_holdout
 from fedsim.models.functional import FunctionalModel, evaluate
 from fedsim.models.zoo import build_model
 from fedsim.output import RunFolder
@@ -80,6 +81,9 @@ class Experiment:
             partition_params=None if partition is not None else cfg.data.partition_params(),
             seed=cfg.seed,
         )
+        self.holdout: list[torch.Tensor] | None = None
+        if cfg.evaluation.client_holdout > 0:
+            self.data, self.holdout = split_client_holdout(self.data, cfg.evaluation.client_holdout, cfg.seed)
         module = model if model is not None else build_model(cfg.model.kind, seed=cfg.seed, hidden=cfg.model.hidden, channels=cfg.model.channels)
         self.model = FunctionalModel(module)
         self.initial_params = self.model.initial_params()
@@ -91,6 +95,13 @@ class Experiment:
     def evaluate(self, params: torch.Tensor) -> tuple[float, float]:
         data = self.runtime.data
         return evaluate(self.model, params.to(data.x_test.device), data.x_test, data.y_test)
+
+    def evaluate_clients(self, params: torch.Tensor) -> dict[str, float]:
+        """Mean, 10th percentile and worst accuracy over the clients' held-out splits (if configured)."""
+        if self.holdout is None:
+            return {}
+        data = self.runtime.data
+        return fairness_metrics(client_accuracies(self.model, params.to(data.x_train.device), data.x_train, data.y_train, self.holdout))
 
     def run(
         self, folder: RunFolder, progress: Callable[[dict[str, Any]], None] | None = None, resume: Checkpoint | None = None
@@ -126,6 +137,7 @@ class Experiment:
                 if (rnd + 1) % cfg.evaluation.every == 0 or rnd + 1 == rounds:
                     row["test_accuracy"], row["test_loss"] = self.evaluate(self.algorithm.eval_params(state))
                     row.update(self.algorithm.evaluate_extra(state, self.evaluate))
+                    row.update(self.evaluate_clients(self.algorithm.eval_params(state)))
                 row.update(metrics.extra)
                 row["wall_s"] = time.perf_counter() - start
                 folder.append_metrics(row)

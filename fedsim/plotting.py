@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["plot_curves"]
+__all__ = ["comparison_series", "plot_comparison", "plot_curves", "run_labels"]
 
 
 def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> None:
@@ -30,4 +30,63 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+AXIS_LABELS = {
+    "round": "communication round",
+    "bytes_up": "uplink traffic (MB, cumulative)",
+    "wall_s": "wall time (s)",
+    "test_accuracy": "test accuracy",
+    "test_loss": "test loss (cross-entropy)",
+}
+
+
+def comparison_series(rows: Sequence[dict[str, Any]], x: str, y: str) -> tuple[list[float], list[float]]:
+    """The ``(x, y)`` points of one run at its evaluated rounds; ``bytes_up`` is cumulated and in MB."""
+    xs, ys, sent = [], [], 0
+    for row in rows:
+        sent += row.get("bytes_up", 0)
+        if row.get(y) is None:
+            continue
+        xs.append(sent / 1e6 if x == "bytes_up" else row[x])
+        ys.append(row[y])
+    return xs, ys
+
+
+def run_labels(configs: Sequence[dict[str, Any]], names: Sequence[str]) -> list[str]:
+    """Legend entries: the algorithm kind plus the config keys (outside ``output``) that differ between runs."""
+
+    def flat(node: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(node, dict):
+            return {k: v for key, sub in node.items() for k, v in flat(sub, f"{prefix}{key}.").items()}
+        return {prefix[:-1]: node}
+
+    flats = [flat(c) for c in configs]
+    keys = sorted({k for f in flats for k in f if not k.startswith("output.") and k != "algorithm.kind"})
+    differing = [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
+    labels = []
+    for f in flats:
+        parts = [f"{k.removeprefix('algorithm.')}={f.get(k)}" for k in differing[:3] if k in f]
+        labels.append(str(f.get("algorithm.kind", "run")) + (f" ({', '.join(parts)})" if parts else ""))
+    if len(set(labels)) < len(labels):
+        labels = [f"{label} [{name}]" for label, name in zip(labels, names)]
+    return labels
+
+
+def plot_comparison(
+    runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: str | Path, *, x: str = "round", y: str = "test_accuracy", title: str = ""
+) -> None:
+    """Overlay runs' ``y`` against ``x``, one labelled line per run."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label, rows in runs:
+        xs, ys = comparison_series(rows, x, y)
+        ax.plot(xs, ys, marker="." if len(xs) < 40 else None, label=label)
+    ax.set(xlabel=AXIS_LABELS[x], ylabel=AXIS_LABELS[y])
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
     plt.close(fig)

@@ -389,6 +389,9 @@ RuntimeSection = Annotated[Union[SerialRuntimeConfig, VectorizedRuntimeConfig, R
 
 class EvaluationConfig(Section):
     every: PositiveInt = Field(1, description="Evaluate on the test set every this many rounds (and after the last)")
+    client_holdout: float = Field(
+        0.0, ge=0, lt=1, description="Hold out this fraction of each client's data and report mean, 10th percentile and worst client accuracy"
+    )
 
 
 class OutputConfig(Section):

@@ -55,7 +55,7 @@ def comparison_series(rows: Sequence[dict[str, Any]], x: str, y: str) -> tuple[l
 
 
 def run_labels(configs: Sequence[dict[str, Any]], names: Sequence[str]) -> list[str]:
-    """Legend entries: the algorithm kind plus the config keys (outside ``output``) that differ between runs."""
+    """Legend entries: the algorithm kind plus the config keys (outside ``output``) that tell the runs apart."""
 
     def flat(node: Any, prefix: str = "") -> dict[str, Any]:
         if isinstance(node, dict):
@@ -64,7 +64,14 @@ def run_labels(configs: Sequence[dict[str, Any]], names: Sequence[str]) -> list[
 
     flats = [flat(c) for c in configs]
     keys = sorted({k for f in flats for k in f if not k.startswith("output.") and k != "algorithm.kind"})
-    differing = [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
+
+    def shown(key: str) -> bool:
+        having = [f for f in flats if key in f]
+        kinds = {f.get("algorithm.kind") for f in having}
+        # A value that varies, or a key only one algorithm has (FedProx's mu next to FedAvg).
+        return len({repr(f[key]) for f in having}) > 1 or (len(kinds) == 1 and len(having) < len(flats))
+
+    differing = [k for k in keys if shown(k)]
     labels = []
     for f in flats:
         parts = [f"{k.removeprefix('algorithm.')}={f.get(k)}" for k in differing[:3] if k in f]

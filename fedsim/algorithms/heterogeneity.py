@@ -81,18 +81,15 @@ class LocalWork:
 
 
 def merge_cohort_results(parts: Sequence[CohortResult]) -> CohortResult:
-    """Concatenate cohort results and put the rows back in ascending client id."""
-    if len(parts) == 1:
-        return parts[0]
-    clients = [c for p in parts for c in p.clients]
-    order = sorted(range(len(clients)), key=clients.__getitem__)
+    """Join the groups' results and put the rows back in ascending client id."""
+    joined = CohortResult.concat(parts)
+    order = sorted(range(len(joined.clients)), key=joined.clients.__getitem__)
     index = torch.tensor(order)
-    states = [s for p in parts for s in p.states]
     return CohortResult(
-        clients=[clients[i] for i in order],
-        updates=torch.cat([p.updates for p in parts])[index.to(parts[0].updates.device)],
-        num_samples=torch.cat([p.num_samples for p in parts])[index],
-        train_loss=torch.cat([p.train_loss for p in parts])[index],
-        bits_up=torch.cat([p.bits_up for p in parts])[index],
-        states=[states[i] for i in order],
+        clients=[joined.clients[i] for i in order],
+        updates=joined.updates[index.to(joined.updates.device)],
+        num_samples=joined.num_samples[index],
+        train_loss=joined.train_loss[index],
+        bits_up=joined.bits_up[index],
+        states=[joined.states[i] for i in order],
     )

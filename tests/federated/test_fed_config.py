@@ -65,3 +65,14 @@ def test_full_participation_ignores_clients_per_round(tmp_path):
     validate_config(cfg)
     with pytest.raises(FedsimError, match="clients_per_round"):
         validate_config(small_config(tmp_path, clients_per_round=500))
+
+
+@pytest.mark.parametrize(
+    "name, kind",
+    [("parallel_sgd", "parallel_sgd"), ("fedavg_noniid", "fedavg"), ("fedprox", "fedprox"), ("fedadam", "fedadam"), ("fedyogi", "fedyogi"), ("scaffold", "scaffold")],
+)
+def test_shipped_configs_validate(name, kind):
+    from fedsim.config.loading import load_config
+    from tests.conftest import REPO
+
+    assert load_config(REPO / "configs" / f"{name}.yaml").algorithm.kind == kind

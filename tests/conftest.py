@@ -7,12 +7,19 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
 # The tests read the local MNIST copy (FEDSIM_DATA); CI sets it to ../shared/data.
 if "FEDSIM_DATA" not in os.environ and (REPO.parent / "shared" / "data" / "mnist").is_dir():
     os.environ["FEDSIM_DATA"] = str(REPO.parent / "shared" / "data")
+
+
+# One intra-op thread: the suite's tensors are small, and it shares two cores with the Ray workers
+# and Flower processes its tests start; torch's default pool then oversubscribes the machine.
+torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the CLI subprocesses the tests start
 
 
 def small_config(tmp_path: Path, **algorithm: object) -> dict:

@@ -81,6 +81,7 @@ def test_deploy_on_two_supernodes_over_tls_matches_the_simulation(tmp_path: Path
           f"deploy wall {summary['deploy_wall_s']:.1f} s")
     assert abs(summary["final_accuracy"] - simulated.final_accuracy) <= 0.005
     assert flower_processes(run_dir / "flower" / "home") == []
+    assert not (run_dir / "flower" / "home" / "fedsim-cache").exists()
 
 
 @pytest.mark.slow

@@ -36,9 +36,10 @@ if TYPE_CHECKING:
     from flwr.clientapp import ClientApp
     from flwr.serverapp import Grid, ServerApp
 
-__all__ = ["ROUND_LINE", "make_client_app", "make_server_app", "node_data", "run_server"]
+__all__ = ["NODE_CACHE", "ROUND_LINE", "make_client_app", "make_server_app", "node_data", "run_server"]
 
 ROUND_LINE = "fedsim-round"
+NODE_CACHE = "fedsim-cache"  # under FLWR_HOME: each SuperNode's hosted split
 
 
 class _WithParticipation:
@@ -162,7 +163,7 @@ def make_client_app(config_path: Path) -> ClientApp:
     @app.train()
     def train(msg: Message, context: Context) -> Message:
         cfg, model = _client_model(config_path)
-        data = node_data(cfg, *node_partition(context), _flwr_home() / "fedsim-cache")
+        data = node_data(cfg, *node_partition(context), _flwr_home() / NODE_CACHE)
         return train_hosted_clients(msg, context, model, data, cfg.seed)
 
     return app

@@ -8,6 +8,7 @@ exported app, ``FLWR_HOME`` (connection config, installed apps, process logs, ce
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fedsim.config.schema import ExperimentConfig
+from fedsim.deploy.apps import NODE_CACHE
 from fedsim.deploy.cluster import FlowerCluster
 from fedsim.deploy.export import export_app
 from fedsim.errors import FedsimError
@@ -139,6 +141,9 @@ def deploy(
     except KeyboardInterrupt:
         _finish_summary(run_dir, {"status": "interrupted", "runtime": "flower"})
         raise
+    finally:
+        # The SuperNodes' copies of their clients' data (hundreds of MB) are no result.
+        shutil.rmtree(cluster.home / NODE_CACHE, ignore_errors=True)
     wall_s = time.perf_counter() - start
     summary = _finish_summary(
         run_dir,

@@ -83,6 +83,7 @@ class PendingRound:
     bounds: list[tuple[int, int]]
     refs: list[Any]
     args: list[tuple[Any, ...]]
+    owners: list[Any]  # the actor handle that runs each block
 
 
 class RayRuntime(Runtime):
@@ -182,13 +183,13 @@ class RayRuntime(Runtime):
             block_states = [{k: v.cpu() for k, v in s.items()} for s in states[lo:hi]] if states else None
             args.append((task, block_params, cohort[lo:hi], round, block_states, broadcast_ref))
             refs.append(self.actors[b].run.remote(*args[-1]))
-        return PendingRound(cohort, bounds, refs, args)
+        return PendingRound(cohort, bounds, refs, args, [self.actors[b] for b in range(len(bounds))])
 
     def collect(self, pending: PendingRound) -> CohortResult:
         """Wait for every block, retrying a dead actor's block elsewhere; concatenate in client-id order."""
         parts = []
         for b, ref in enumerate(pending.refs):
-            attempts = 0
+            owner, attempts = pending.owners[b], 0
             while True:
                 try:
                     parts.append(self._ray.get(ref))
@@ -198,20 +199,16 @@ class RayRuntime(Runtime):
                     if attempts > self.max_retries:
                         raise
                     self.retries += 1
-                    self._replace_dead()
+                    self._replace(owner)
                     # Another actor than the block's own, so one flaky node does not take every retry.
-                    ref = self.actors[(b + attempts) % len(self.actors)].run.remote(*pending.args[b])
+                    owner = self.actors[(b + attempts) % len(self.actors)]
+                    ref = owner.run.remote(*pending.args[b])
         return CohortResult.concat(parts)
 
-    def _replace_dead(self) -> None:
-        alive = []
-        for actor in self.actors:
-            try:
-                self._ray.get(actor.where.remote(), timeout=60)
-                alive.append(actor)
-            except (self._ray.exceptions.RayActorError, self._ray.exceptions.GetTimeoutError):
-                alive.append(self._spawn())
-        self.actors = alive
+    def _replace(self, dead: Any) -> None:
+        """Swap the actor whose task failed for a fresh one (busy actors are never pinged: a long
+        block would make a live actor look dead)."""
+        self.actors = [self._spawn() if actor is dead else actor for actor in self.actors]
 
     def run_cohort(
         self,

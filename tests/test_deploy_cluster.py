@@ -54,3 +54,28 @@ def test_cluster_reports_failed_runs_stops_hung_runs_and_leaves_no_process(tmp_p
         assert len(processes_with_marker(cluster.marker)) >= 3
     assert processes_with_marker(cluster.marker) == []
     assert cluster.superlink is None and cluster.nodes == [None, None]
+
+
+@pytest.mark.slow
+def test_flower_processes_die_with_a_killed_caller(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import PYTHON, subprocess_env
+
+    script = (
+        "import sys, time; from pathlib import Path; from fedsim.deploy.cluster import FlowerCluster\n"
+        f"c = FlowerCluster(Path({str(tmp_path / 'home')!r}), 2); c.start(); print(c.marker, flush=True); time.sleep(600)\n"
+    )
+    caller = subprocess.Popen([PYTHON, "-c", script], stdout=subprocess.PIPE, text=True, env=subprocess_env())
+    marker = caller.stdout.readline().strip()
+    time.sleep(3)  # let the SuperNodes start their SuperExecs
+    assert len(processes_with_marker(marker)) >= 4
+    os.kill(caller.pid, signal.SIGKILL)  # no cleanup code runs
+    caller.wait()
+    deadline = time.monotonic() + 30
+    while processes_with_marker(marker) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert processes_with_marker(marker) == []

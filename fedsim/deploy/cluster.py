@@ -375,6 +375,7 @@ class FlowerCluster:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # own process group: one signal reaches it and its children
+                preexec_fn=_die_with_parent,
             )
         finally:
             log.close()
@@ -393,6 +394,19 @@ class FlowerCluster:
                     return
             time.sleep(0.1)
         raise FedsimError(f"flower-{name} did not listen on {self.address} within {_START_TIMEOUT_S:.0f} s")
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when this process dies, even by SIGKILL (Linux).
+
+    Cleanup code cannot run when the caller is killed outright (a test runner's timeout, say);
+    the kernel's parent-death signal still stops the SuperLink and SuperNodes, and their
+    SuperExecs exit when their parent does.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _signal(pid: int, sig: int) -> None:

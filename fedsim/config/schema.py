@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Annotated, Literal, Union
 
 from pydantic_core import PydanticCustomError
+import torch
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
 from fedsim.algorithms import federated
@@ -355,8 +356,15 @@ AlgorithmSection = Annotated[
 class SerialRuntimeConfig(Section):
     kind: Literal["serial"] = "serial"
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu, cuda or cuda:N")
+    threads: PositiveInt | None = Field(
+        1,
+        description="torch intra-op threads (null: torch's default). One client's minibatch steps are too small to "
+        "split across cores; a thread pool then only spins, and slows a shared machine many-fold",
+    )
 
     def build(self, model: FunctionalModel, data: FederatedData, seed: int) -> Runtime:
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
         return SerialRuntime(model, data, seed=seed, device=resolve_device(self.device))
 
 

@@ -22,6 +22,7 @@ Facts about flwr 1.42 this relies on (measured, see ``shared/spec/flower-deploym
 from __future__ import annotations
 
 import atexit
+import ctypes
 import json
 import os
 import shutil
@@ -43,6 +44,8 @@ from fedsim.errors import FedsimError
 __all__ = ["CONNECTION", "FlowerCluster", "RunStatus", "flower_bin_dir", "processes_with_marker"]
 
 CONNECTION = "fedsim"
+# Resolved here, not in the forked child, where loading a library is not safe.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 _MARKER = "FEDSIM_FLOWER_CLUSTER"
 _START_TIMEOUT_S = 30.0
 _STOP_GRACE_S = 5.0
@@ -403,10 +406,8 @@ def _die_with_parent() -> None:
     the kernel's parent-death signal still stops the SuperLink and SuperNodes, and their
     SuperExecs exit when their parent does.
     """
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _signal(pid: int, sig: int) -> None:

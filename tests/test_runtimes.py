@@ -101,6 +101,8 @@ RUN_CASES = {
         "algorithm": {"kind": "dp_fed_ls", "weighting": "uniform"},
         "privacy": {"noise_multiplier": 0.5, "clip_norm": 0.5, "clip_mode": "every_step"},
     },
+    "topk_ef": {"compression": {"uplink": {"kind": "top_k", "ratio": 0.01, "feedback": "ef"}}},
+    "qsgd_up_and_down": {"compression": {"uplink": {"kind": "qsgd", "levels": 15}, "downlink": {"kind": "qsgd", "levels": 255}}},
     "dpsgd": {
         "data": {"num_clients": 8},
         "algorithm": {"kind": "dpsgd", "rounds": 2, "local_steps": 3, "batch_size": 16, "lr": 0.05},

@@ -24,6 +24,17 @@ class SerialRuntime(Runtime):
         self.device = torch.device(device)
         super().__init__(model.to(self.device), data.to(self.device), seed=seed)
 
+    def on_device(
+        self,
+        params: torch.Tensor,
+        cohort: Sequence[int],
+        states: Sequence[dict[str, torch.Tensor]] | None,
+        broadcast: dict[str, torch.Tensor] | None,
+    ) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+        """The round's inputs moved to this runtime's device (missing states become empty dicts)."""
+        moved_states = [{k: v.to(self.device) for k, v in s.items()} for s in states] if states else [{} for _ in cohort]
+        return params.to(self.device), moved_states, {k: v.to(self.device) for k, v in (broadcast or {}).items()}
+
     def run_cohort(
         self,
         task: ClientTask,
@@ -33,12 +44,11 @@ class SerialRuntime(Runtime):
         states: Sequence[dict[str, torch.Tensor]] | None = None,
         broadcast: dict[str, torch.Tensor] | None = None,
     ) -> CohortResult:
-        params = params.to(self.device)
-        broadcast = {k: v.to(self.device) for k, v in (broadcast or {}).items()}
+        params, states, broadcast = self.on_device(params, cohort, states, broadcast)
         results = []
         for i, client in enumerate(cohort):
             start = params if params.dim() == 1 else params[i]
-            state = {k: v.to(self.device) for k, v in (states[i] if states else {}).items()}
+            state = states[i]
             x, y = self.data.client_data(client)
             ctx = ClientContext(self.seed, round, client)
             results.append(train_client(task, self.model, start, x, y, ctx, state, broadcast))

@@ -108,9 +108,7 @@ class VectorizedRuntime(SerialRuntime):
         states: Sequence[dict[str, torch.Tensor]] | None = None,
         broadcast: dict[str, torch.Tensor] | None = None,
     ) -> CohortResult:
-        params = params.to(self.device)
-        broadcast = {k: v.to(self.device) for k, v in (broadcast or {}).items()}
-        states = [{k: v.to(self.device) for k, v in s.items()} for s in states] if states else [{} for _ in cohort]
+        params, states, broadcast = self.on_device(params, cohort, states, broadcast)
         parts = []
         for lo in range(0, len(cohort), self.max_clients):
             hi = min(lo + self.max_clients, len(cohort))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from fedsim.experiment import run
-from fedsim.client import ClientTask, LocalSGD
+from fedsim.client import ClientContext, ClientTask, LocalSGD, minibatch_schedule
 from fedsim.config.schema import ExperimentConfig
 from fedsim.data.federated import build_federated_data
 from fedsim.models.functional import FunctionalModel
@@ -14,6 +15,7 @@ from fedsim.models.zoo import build_model
 from fedsim.output import read_metrics
 from fedsim.runtimes import SerialRuntime, VectorizedRuntime
 from fedsim.runtimes.vectorized import cohort_schedule
+from fedsim.seeding import derive_seed, derive_seeds
 from tests.conftest import small_config
 
 TOL = 1e-5
@@ -67,6 +69,26 @@ def test_schedule_uses_every_sample_once_per_epoch(skewed):
         assert sched.steps[c] == 2 * -(-int(sizes[c]) // 32)
         # Steps past a client's schedule hold no samples.
         assert not sched.valid[c, sched.steps[c]:].any()
+
+
+@pytest.mark.parametrize("local", [LocalSGD(lr=0.1, batch_size=32, epochs=2), LocalSGD(lr=0.1, batch_size=16, steps=7)])
+def test_cohort_schedule_is_each_clients_minibatch_schedule(skewed, local):
+    """The batched schedule is, row by row, what the serial runtime draws from each client's stream."""
+    cohort = [0, 7, 12, 31, 49, 399]
+    sched = cohort_schedule(ClientTask(local), skewed, cohort, seed=2, round=4)
+    for c, client in enumerate(cohort):
+        own = skewed.client_indices[client]
+        batches = minibatch_schedule(len(own), local, ClientContext(2, 4, client).generator("batches"))
+        assert sched.steps[c] == len(batches)
+        for s, idx in enumerate(batches):
+            assert torch.equal(sched.index[c, s][sched.valid[c, s]], own[idx])
+
+
+def test_batched_seed_derivation_equals_derive_seed():
+    clients = np.arange(0, 5000, 13)
+    batched = derive_seeds(7, "batches", 3, clients)
+    assert batched.tolist() == [derive_seed(7, "batches", 3, int(c)) for c in clients]
+    assert int(derive_seeds(2**40 + 1, "sampling", -5)) == derive_seed(2**40 + 1, "sampling", -5)
 
 
 @pytest.mark.parametrize("kind", ["logistic", "mlp", "cnn"])

@@ -14,7 +14,7 @@ import torch
 from fedsim.models.functional import FunctionalModel
 from fedsim.privacy.clipping import clip_l2
 
-__all__ = ["LocalSGD", "LocalResult", "minibatch_schedule", "sgd_step", "local_sgd"]
+__all__ = ["LocalSGD", "LocalResult", "minibatch_schedule", "schedule_shape", "sgd_step", "local_sgd"]
 
 
 @dataclass(frozen=True)
@@ -56,18 +56,27 @@ class LocalResult:
     steps: int
 
 
+def schedule_shape(num_samples: int, local: LocalSGD) -> tuple[int, int]:
+    """(permutations drawn, steps taken) of :func:`minibatch_schedule` for a client of this size."""
+    per_epoch = math.ceil(num_samples / local.batch_size)
+    if local.steps is None:
+        return local.epochs, local.epochs * per_epoch
+    if per_epoch == 0:  # a client without data takes no step
+        return 0, 0
+    return math.ceil(local.steps / per_epoch), local.steps
+
+
 def minibatch_schedule(num_samples: int, local: LocalSGD, generator: torch.Generator) -> list[torch.Tensor]:
     """Indices (into the client's data) of every local step's minibatch, in order.
 
     Random reshuffling: one permutation per epoch, cut into consecutive minibatches. With
     ``local.steps`` set, epochs are drawn until that many minibatches exist.
     """
-    per_epoch = math.ceil(num_samples / local.batch_size)
-    epochs = local.epochs if local.steps is None else math.ceil(local.steps / per_epoch)
+    epochs, steps = schedule_shape(num_samples, local)
     batches: list[torch.Tensor] = []
     for _ in range(epochs):
         batches.extend(torch.randperm(num_samples, generator=generator).split(local.batch_size))
-    return batches if local.steps is None else batches[: local.steps]
+    return batches[:steps]
 
 
 def sgd_step(

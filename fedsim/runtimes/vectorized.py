@@ -18,15 +18,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
-from torch.func import vmap
+import torch.nn.functional as F
+from torch.func import functional_call, vmap
 
-from fedsim.client.local import minibatch_schedule, sgd_step
-from fedsim.client.task import ClientContext, ClientTask
+from fedsim.client.local import schedule_shape, sgd_step
+from fedsim.client.task import FLOAT_BITS, ClientTask
 from fedsim.data.federated import FederatedData
 from fedsim.models.functional import FunctionalModel
 from fedsim.runtimes.base import CohortResult
 from fedsim.runtimes.serial import SerialRuntime
+from fedsim.seeding import torch_generators
 
 __all__ = ["CohortSchedule", "VectorizedRuntime", "cohort_schedule"]
 
@@ -46,25 +49,44 @@ class CohortSchedule:
 
 
 def cohort_schedule(task: ClientTask, data: FederatedData, cohort: Sequence[int], seed: int, round: int) -> CohortSchedule:
-    """Each client's :func:`minibatch_schedule` (its own ``"batches"`` stream), as padded tensors."""
-    batch = task.local.batch_size
-    per_client = []
-    for client in cohort:
-        n = len(data.client_indices[client])
-        per_client.append(minibatch_schedule(n, task.local, ClientContext(seed, round, client).generator("batches")))
-    num_steps = max(len(b) for b in per_client)
-    local = torch.full((len(cohort), num_steps, batch), -1, dtype=torch.long)
-    for c, batches in enumerate(per_client):
-        if batches:
-            padded = torch.nn.utils.rnn.pad_sequence(batches, batch_first=True, padding_value=-1)
-            local[c, : padded.shape[0], : padded.shape[1]] = padded
-    valid = local >= 0
-    index = torch.zeros_like(local)
-    for c, client in enumerate(cohort):
-        rows = data.client_indices[client].cpu()
-        index[c][valid[c]] = rows[local[c][valid[c]]]
-    steps = torch.tensor([len(b) for b in per_client], dtype=torch.long)
-    return CohortSchedule(index, valid, steps)
+    """Each client's :func:`minibatch_schedule` (its own ``"batches"`` stream), as padded tensors.
+
+    The clients' generators are seeded in one pass (:func:`~fedsim.seeding.torch_generators`)
+    and the only per-client work left is drawing their permutations; cutting them into padded
+    ``(C, S, B)`` minibatches is index arithmetic on the whole cohort.
+    """
+    local = task.local
+    batch = local.batch_size
+    sizes = [len(data.client_indices[c]) for c in cohort]
+    generators = torch_generators(seed, "batches", round, np.asarray(list(cohort), dtype=np.int64))
+    perms: list[torch.Tensor] = []
+    epochs, steps = [], []
+    for n, gen in zip(sizes, generators):
+        e, s = schedule_shape(n, local)
+        perms.extend(torch.randperm(n, generator=gen) for _ in range(e))
+        epochs.append(e)
+        steps.append(s)
+    num_steps = max(steps, default=0)
+    if num_steps == 0:
+        empty = torch.zeros((len(cohort), 0, batch), dtype=torch.long)
+        return CohortSchedule(empty, empty.bool(), torch.tensor(steps, dtype=torch.long))
+    n = torch.tensor(sizes, dtype=torch.long)[:, None, None]
+    e = torch.tensor(epochs, dtype=torch.long)[:, None, None]
+    steps_t = torch.tensor(steps, dtype=torch.long)
+    per_epoch = (n + batch - 1) // batch
+    s = torch.arange(num_steps)[None, :, None]
+    b = torch.arange(batch)[None, None, :]
+    epoch, j = s // per_epoch.clamp_min(1), s % per_epoch.clamp_min(1)
+    within = j * batch + b  # position inside the epoch's permutation
+    valid = (s < steps_t[:, None, None]) & (within < n)
+    # Client c's epoch k permutation starts at perm_start[c] + k * n[c] in the concatenation.
+    perm_start = torch.cumsum(e * n, 0) - e * n
+    flat = torch.cat(perms)
+    local_idx = flat[torch.where(valid, perm_start + epoch * n + within, 0)]
+    rows = torch.cat([data.client_indices[c] for c in cohort]).cpu()
+    row_start = torch.cumsum(n, 0) - n
+    index = torch.where(valid, rows[torch.where(valid, row_start + local_idx, 0)], 0)
+    return CohortSchedule(index, valid, steps_t)
 
 
 class VectorizedRuntime(SerialRuntime):
@@ -97,7 +119,12 @@ class VectorizedRuntime(SerialRuntime):
     ) -> None:
         super().__init__(model, data, seed=seed, device=device)
         self.max_clients = max_clients
-        self._cohort_loss = vmap(self.model.loss)
+        module = self.model.module
+        # Only the forward pass is vmapped; the loss is taken on the stacked (C, B, K) logits
+        # outside vmap (a vmapped F.cross_entropy costs a one-time 0.4-0.7 s lazy import inside
+        # torch, and is no faster).
+        self._cohort_logits = vmap(lambda tensors, x: functional_call(module, tensors, (x,)))
+        self._buffers: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def run_cohort(
         self,
@@ -114,7 +141,7 @@ class VectorizedRuntime(SerialRuntime):
             hi = min(lo + self.max_clients, len(cohort))
             start = params if params.dim() == 1 else params[lo:hi]
             parts.append(self._run_chunk(task, start, list(cohort[lo:hi]), round, states[lo:hi], broadcast))
-        return CohortResult.concat(parts)
+        return parts[0] if len(parts) == 1 else CohortResult.concat(parts)
 
     def _run_chunk(
         self,
@@ -133,45 +160,65 @@ class VectorizedRuntime(SerialRuntime):
         if any(c is not None for c in corrections):
             correction = torch.stack([c if c is not None else torch.zeros_like(start[0]) for c in corrections])
         final, loss_sum, steps = self._local_sgd(task, start, cohort, round, correction)
-        updates, bits = [], []
-        for i, client in enumerate(cohort):
-            update, nbits = task.finish(
-                final[i] - start[i], int(steps[i]), states[i], broadcast, ClientContext(self.seed, round, client).generator("client_transform")
-            )
-            updates.append(update)
-            bits.append(nbits)
+        raw = final - start
+        if type(task).finish is ClientTask.finish and not task.transforms:
+            # Plain local SGD sends its raw update: no per-client work (nor generators) needed.
+            updates, bits = raw, torch.full((len(cohort),), FLOAT_BITS * raw.shape[1], dtype=torch.int64)
+        else:
+            generators = torch_generators(self.seed, "client_transform", round, np.asarray(cohort, dtype=np.int64))
+            sent = [task.finish(raw[i], int(steps[i]), states[i], broadcast, generators[i]) for i in range(len(cohort))]
+            updates = torch.stack([u for u, _ in sent])
+            bits = torch.tensor([b for _, b in sent], dtype=torch.int64)
         taken = steps.to(loss_sum.dtype)
         train_loss = torch.where(taken > 0, loss_sum / taken.clamp_min(1), torch.full_like(taken, float("nan")))
         return CohortResult(
             clients=cohort,
-            updates=torch.stack(updates),
-            num_samples=self.data.client_sizes()[cohort] if cohort else torch.zeros(0, dtype=torch.long),
+            updates=updates,
+            num_samples=torch.tensor([len(self.data.client_indices[c]) for c in cohort], dtype=torch.long),
             train_loss=train_loss,
-            bits_up=torch.tensor(bits, dtype=torch.int64),
+            bits_up=bits,
             states=states,
         )
+
+    def _gather_buffers(self, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Minibatch buffers of ``rows`` samples, reused across steps and rounds (no fresh allocation per step)."""
+        x, y = self.data.x_train, self.data.y_train
+        key = (rows, x.dtype, x.device)
+        if key not in self._buffers:
+            self._buffers = {key: (x.new_empty((rows, *x.shape[1:])), y.new_empty(rows))}
+        return self._buffers[key]
 
     def _local_sgd(
         self, task: ClientTask, start: torch.Tensor, cohort: list[int], round: int, correction: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Batched :func:`~fedsim.client.local_sgd`: final ``(C, d)`` parameters, summed step losses, steps taken."""
         sched = cohort_schedule(task, self.data, cohort, self.seed, round)
+        num_clients, num_steps, batch = sched.index.shape
         index = sched.index.to(self.device)
         weight = sched.valid.to(self.device, start.dtype)
-        active = (sched.steps[:, None] > torch.arange(index.shape[1])).to(self.device)  # (C, S)
+        count = weight.sum(2).clamp_min(1.0)  # (C, S) real samples per minibatch
+        active = (sched.steps[:, None] > torch.arange(num_steps)).to(self.device)  # (C, S)
         everyone = active.all(0).tolist()
         x, y = self.data.x_train, self.data.y_train
+        xbuf, ybuf = self._gather_buffers(num_clients * batch)
+        spec = self.model.spec
+        layout = list(zip(spec.names, spec.shapes, spec.slices()))
         w = start
-        loss_sum = torch.zeros(len(cohort), device=self.device)
-        for s in range(index.shape[1]):
+        loss_sum = torch.zeros(num_clients, device=self.device, dtype=start.dtype)
+        for s in range(num_steps):
             # index_select on the flat row list: about twice as fast as advanced indexing on CPU.
             rows = index[:, s].reshape(-1)
-            xb = x.index_select(0, rows).view(len(cohort), -1, *x.shape[1:])
-            yb = y.index_select(0, rows).view(len(cohort), -1)
-            p = w.detach().requires_grad_(True)
-            losses = self._cohort_loss(p, xb, yb, weight[:, s])
-            (grad,) = torch.autograd.grad(losses.sum(), p)
-            stepped = sgd_step(p.detach(), grad, start, task.local, correction)
+            xb = torch.index_select(x, 0, rows, out=xbuf).view(num_clients, batch, *x.shape[1:])
+            yb = torch.index_select(y, 0, rows, out=ybuf)
+            # Differentiate with respect to per-tensor views of the (C, d) matrix, not the matrix:
+            # the backward of slicing a flat leaf zero-fills a full (C, d) gradient per tensor.
+            tensors = {name: w[:, sl].unflatten(1, shape).detach().requires_grad_(True) for name, shape, sl in layout}
+            logits = self._cohort_logits(tensors, xb)
+            per_sample = F.cross_entropy(logits.reshape(num_clients * batch, -1), yb, reduction="none")
+            losses = (per_sample.view(num_clients, batch) * weight[:, s]).sum(1) / count[:, s]
+            grads = torch.autograd.grad(losses.sum(), tuple(tensors.values()))
+            grad = torch.cat([g.reshape(num_clients, -1) for g in grads], dim=1)
+            stepped = sgd_step(w, grad, start, task.local, correction)
             if everyone[s]:
                 w, loss_sum = stepped, loss_sum + losses.detach()
             else:

@@ -1,0 +1,267 @@
+"""Adversarial examples: FGSM, FGM (l2), PGD (l_inf / l_2, random start) and Carlini-Wagner l2.
+
+All attacks are pure functions of ``(model, params, x, y)`` batched over the samples of ``x``.
+FGSM, FGM and PGD use :func:`torch.func.grad` for the input gradient, so they also run under
+``torch.func.vmap`` over clients (one ``params`` row and one minibatch per client) and inside a
+training objective whose parameter gradient is taken afterwards (the perturbation is then a
+constant, Danskin's theorem; seed 003). Randomness (PGD's random start) enters only through an
+explicit ``generator`` or an explicit standard-normal ``start_noise`` tensor, never the global RNG.
+
+``eps`` is a float or a per-sample ``(B,)`` tensor (used by the minimal-distance bisection of
+:mod:`fedsim.robustness.evaluation`). ``bounds = (lo, hi)`` clamps ``x + delta`` to the data range.
+
+References: Goodfellow, Shlens and Szegedy 2015 (FGSM, arXiv:1412.6572); Madry et al. 2018 (PGD,
+arXiv:1706.06083); Carlini and Wagner 2017 (arXiv:1608.04644); the dual-norm attack direction
+``a . v = ||v||_*`` is seed 001's Theorem 2.2 (spec section 6.2).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.func import grad
+
+from fedsim.errors import FedsimError
+
+__all__ = [
+    "NORMS",
+    "LogitModel",
+    "carlini_wagner_l2",
+    "dual_direction",
+    "fgm",
+    "fgsm",
+    "input_gradient",
+    "per_sample_norm",
+    "pgd",
+    "project",
+    "random_start",
+]
+
+NORMS = ("linf", "l2")
+
+
+class LogitModel(Protocol):
+    """What an attack needs of a model: logits at a flat parameter vector (a FunctionalModel)."""
+
+    def logits(self, params: Tensor, x: Tensor) -> Tensor: ...
+
+
+def _check_norm(norm: str) -> None:
+    if norm not in NORMS:
+        raise FedsimError(f"attack norm: '{norm}' is not supported (allowed: {', '.join(NORMS)})")
+
+
+def _per_sample(eps: float | Tensor, like: Tensor) -> float | Tensor:
+    """``eps`` broadcastable against ``like`` (B, ...): a float stays, a (B,) tensor gets trailing dims."""
+    if isinstance(eps, Tensor) and eps.dim() > 0:
+        return eps.reshape(-1, *([1] * (like.dim() - 1))).to(like.dtype)
+    return eps
+
+
+def per_sample_norm(v: Tensor, norm: str) -> Tensor:
+    """``||v_i||`` over all but the first dimension: ``linf``, ``l2`` or ``l1``."""
+    flat = v.flatten(1)
+    if norm == "linf":
+        return flat.abs().amax(1)
+    if norm == "l1":
+        return flat.abs().sum(1)
+    return flat.norm(dim=1)
+
+
+def input_gradient(model: LogitModel, params: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    """``grad_x l(f(x_i), y_i)`` for every sample: the gradient of the summed cross-entropy.
+
+    Summing (not averaging) keeps each row the gradient of that sample's own loss.
+    """
+
+    def total(xx: Tensor) -> Tensor:
+        return F.cross_entropy(model.logits(params, xx), y, reduction="sum")
+
+    return grad(total)(x)
+
+
+def dual_direction(g: Tensor, norm: str) -> Tensor:
+    """The unit-norm ``a`` maximizing ``a . g``: ``sign(g)`` for l_inf, ``g / ||g||_2`` for l_2.
+
+    Seed 001, Theorem 2.2: the first-order optimal attack of ``max_{||a|| <= eps} l(x + a)`` is
+    ``eps a`` with ``a . v = ||v||_*``. A zero gradient gives a zero direction.
+    """
+    _check_norm(norm)
+    if norm == "linf":
+        return g.sign()
+    n = per_sample_norm(g, "l2")
+    return g / _per_sample(torch.where(n > 0, n, torch.ones_like(n)), g)
+
+
+def project(delta: Tensor, eps: float | Tensor, norm: str) -> Tensor:
+    """Euclidean projection of each ``delta_i`` onto the ``norm`` ball of radius ``eps``.
+
+    l_inf: coordinatewise clipping to ``[-eps, eps]`` (the prox of seed 003's PGA); l_2: rescaling
+    by ``min(1, eps / ||delta_i||_2)``.
+    """
+    _check_norm(norm)
+    e = _per_sample(eps, delta)
+    if norm == "linf":
+        return delta.clamp(-e, e) if not isinstance(e, Tensor) else torch.maximum(torch.minimum(delta, e), -e)
+    n = per_sample_norm(delta, "l2")
+    e_vec = eps if isinstance(eps, Tensor) and eps.dim() > 0 else torch.full_like(n, float(eps))
+    scale = torch.where(n > e_vec, e_vec / n.clamp_min(1e-30), torch.ones_like(n))
+    return delta * _per_sample(scale, delta)
+
+
+def _clamp(x_adv: Tensor, bounds: tuple[float, float] | None) -> Tensor:
+    return x_adv if bounds is None else x_adv.clamp(bounds[0], bounds[1])
+
+
+def fgm(
+    model: LogitModel,
+    params: Tensor,
+    x: Tensor,
+    y: Tensor,
+    eps: float | Tensor,
+    norm: str = "l2",
+    bounds: tuple[float, float] | None = None,
+) -> Tensor:
+    """Fast gradient method: ``x + eps a(grad_x l)`` with ``a`` the dual-norm direction, clamped.
+
+    ``norm="linf"`` is FGSM (Goodfellow et al. 2015); ``norm="l2"`` moves along the normalized
+    gradient (seed 001's ``a^{l2}``). Returns the adversarial inputs (detached).
+    """
+    g = input_gradient(model, params, x, y)
+    return _clamp(x + _per_sample(eps, x) * dual_direction(g, norm), bounds).detach()
+
+
+def fgsm(
+    model: LogitModel, params: Tensor, x: Tensor, y: Tensor, eps: float | Tensor, bounds: tuple[float, float] | None = None
+) -> Tensor:
+    """FGSM, ``x + eps sign(grad_x l(x, y))`` (seed 000 / 003 quote; Goodfellow et al. 2015)."""
+    return fgm(model, params, x, y, eps, "linf", bounds)
+
+
+def random_start(noise: Tensor, eps: float | Tensor, norm: str) -> Tensor:
+    """Map standard-normal ``noise`` of shape ``(B, numel + 1)`` to a uniform point of the eps-ball.
+
+    l_inf: ``eps (2 Phi(z) - 1)`` per coordinate (uniform in the cube, exactly). l_2: direction
+    ``z / ||z||`` from the first ``numel`` entries and radius ``eps U^{1/n}`` with ``U = Phi(z_last)``,
+    uniform in the ball. The caller reshapes the result to the input shape.
+    """
+    _check_norm(norm)
+    z, last = noise[:, :-1], noise[:, -1]
+    phi = 0.5 * (1 + torch.erf(z / math.sqrt(2)))
+    if norm == "linf":
+        return _per_sample(eps, z) * (2 * phi - 1)
+    n = z.shape[1]
+    u = 0.5 * (1 + torch.erf(last / math.sqrt(2)))
+    radius = u ** (1.0 / n)
+    return _per_sample(eps, z) * _per_sample(radius, z) * z / z.norm(dim=1, keepdim=True).clamp_min(1e-30)
+
+
+def pgd(
+    model: LogitModel,
+    params: Tensor,
+    x: Tensor,
+    y: Tensor,
+    eps: float | Tensor,
+    *,
+    norm: str = "linf",
+    steps: int = 10,
+    step_size: float | Tensor | None = None,
+    random_init: bool = False,
+    generator: torch.Generator | None = None,
+    start_noise: Tensor | None = None,
+    bounds: tuple[float, float] | None = None,
+) -> Tensor:
+    """Projected gradient ascent on the loss over the ``norm`` ball of radius ``eps`` around ``x``.
+
+    ``delta^{k+1} = Pi_eps(clamp(x + delta^k + alpha a(grad) ) - x)``, the "practitioners'
+    multi-step FGSM" of seed 003 for l_inf and the iterative l_2-projected gradient of seed 001
+    (Madry et al. 2018). Without random start and with ``alpha = eps / steps`` on l_inf it is
+    deck 000's IFGSM^M (plus the projection and clamp the slide omits).
+
+    Parameters
+    ----------
+    steps : int (default: 10)
+        Ascent steps k.
+    step_size : float or (B,) tensor or None (default: 2.5 eps / steps, Madry et al.)
+        alpha.
+    random_init : bool (default: False)
+        Start from a uniform point of the ball, drawn from ``generator`` or given as ``start_noise``
+        (standard normal, ``(B, numel + 1)``; see :func:`random_start`), which is what a caller
+        under ``vmap`` passes.
+    bounds : (lo, hi) or None
+        Data range; every iterate is clamped to it.
+
+    Returns
+    -------
+    Tensor
+        Adversarial inputs, ``||x_adv - x|| <= eps`` in ``norm`` (detached).
+    """
+    _check_norm(norm)
+    if steps < 1:
+        raise FedsimError(f"attack steps: must be >= 1, got {steps}")
+    alpha = step_size if step_size is not None else (2.5 * eps / steps)
+    x = x.detach()
+    delta = torch.zeros_like(x)
+    if random_init:
+        if start_noise is None:
+            if generator is None:
+                raise FedsimError("attack random_start: needs a generator or start_noise (fedsim draws no global randomness)")
+            start_noise = torch.randn(x.shape[0], x[0].numel() + 1, generator=generator, dtype=x.dtype, device="cpu").to(x.device)
+        delta = random_start(start_noise, eps, norm).reshape(x.shape)
+        delta = _clamp(x + delta, bounds) - x
+    for _ in range(steps):
+        g = input_gradient(model, params, x + delta, y)
+        delta = project(delta + _per_sample(alpha, x) * dual_direction(g, norm), eps, norm)
+        delta = _clamp(x + delta, bounds) - x
+    return (x + delta).detach()
+
+
+def carlini_wagner_l2(
+    model: LogitModel,
+    params: Tensor,
+    x: Tensor,
+    y: Tensor,
+    *,
+    c: float = 1.0,
+    kappa: float = 0.0,
+    steps: int = 100,
+    lr: float = 0.01,
+    bounds: tuple[float, float] = (0.0, 1.0),
+) -> Tensor:
+    """Carlini-Wagner l2 (untargeted, fixed constant ``c``), Carlini and Wagner 2017, section V.A.
+
+    Minimizes ``||x' - x||_2^2 + c max(Z_y - max_{j != y} Z_j, -kappa)`` over ``x' = lo + (hi - lo)
+    (tanh(w) + 1) / 2`` (the change of variables that keeps ``x'`` in the data range; deck 000's
+    constraint ``x + delta in [0, 1]^n``) with Adam, and returns, per sample, the closest
+    misclassified iterate seen (``x`` itself where none was). Not vmappable (an optimizer loop);
+    the paper's binary search over ``c`` is left to the caller.
+    """
+    lo, hi = bounds
+    x = x.detach()
+    params = params.detach()
+    scaled = ((x - lo) / (hi - lo)).clamp(1e-6, 1 - 1e-6) * 2 - 1
+    w = torch.atanh(scaled).clone().requires_grad_(True)
+    opt = torch.optim.Adam([w], lr=lr)
+    best = x.clone()
+    best_dist = torch.full((x.shape[0],), float("inf"), dtype=x.dtype, device=x.device)
+    onehot = F.one_hot(y, num_classes=model.logits(params, x[:1]).shape[1]).bool()
+    for _ in range(steps):
+        x_adv = lo + (hi - lo) * (torch.tanh(w) + 1) / 2
+        z = model.logits(params, x_adv)
+        true = z[onehot]
+        other = z.masked_fill(onehot, float("-inf")).amax(1)
+        dist = (x_adv - x).flatten(1).pow(2).sum(1)
+        loss = (dist + c * (true - other).clamp_min(-kappa)).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            wrong = z.argmax(1) != y
+            better = wrong & (dist < best_dist)
+            best_dist = torch.where(better, dist, best_dist)
+            best[better] = x_adv[better]
+    return best.detach()

@@ -1,0 +1,100 @@
+"""Attacks: closed forms on a linear model, ball constraints, dual-norm directions, vmap over clients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.func import vmap
+
+from fedsim.models.functional import FunctionalModel
+from fedsim.robustness.attacks import carlini_wagner_l2, dual_direction, fgm, fgsm, input_gradient, per_sample_norm, pgd, project
+
+
+def linear(d: int = 6, k: int = 2, seed: int = 0) -> tuple[FunctionalModel, torch.Tensor]:
+    torch.manual_seed(seed)
+    model = FunctionalModel(nn.Linear(d, k))
+    return model, model.initial_params() * 3
+
+
+def test_fgsm_on_a_linear_binary_model_is_the_closed_form() -> None:
+    # Seed 003's linear example: for logits W x + b and label y, grad_x CE = p_other (w_other - w_y),
+    # so FGSM moves every coordinate by eps * sign(w_other - w_y), independent of x.
+    model, params = linear()
+    w = params[:12].view(2, 6)
+    x = torch.randn(5, 6)
+    y = torch.tensor([0, 1, 0, 1, 1])
+    eps = 0.3
+    expected = x + eps * torch.sign(w[1 - y] - w[y])
+    assert torch.allclose(fgsm(model, params, x, y, eps), expected)
+
+
+def test_fgsm_increases_the_loss_to_first_order() -> None:
+    model, params = linear(d=10, k=4)
+    x, y = torch.randn(8, 10), torch.randint(0, 4, (8,))
+    before = model.loss(params, x, y)
+    assert model.loss(params, fgsm(model, params, x, y, 1e-3), y) > before
+
+
+def test_l2_direction_is_the_normalized_gradient() -> None:
+    model, params = linear(d=10, k=3)
+    x, y = torch.randn(7, 10), torch.randint(0, 3, (7,))
+    g = input_gradient(model, params, x, y)
+    # Reference: per-sample autograd of each sample's own loss.
+    for i in range(7):
+        xi = x[i : i + 1].clone().requires_grad_(True)
+        (gi,) = torch.autograd.grad(model.loss(params, xi, y[i : i + 1]), xi)
+        assert torch.allclose(g[i], gi[0], atol=1e-6)
+    step = fgm(model, params, x, y, 0.5, "l2") - x
+    assert torch.allclose(step, 0.5 * g / g.norm(dim=1, keepdim=True), atol=1e-6)
+    assert torch.allclose(per_sample_norm(dual_direction(g, "l2"), "l2"), torch.ones(7))
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_pgd_iterates_stay_in_the_ball_and_the_data_range(norm: str) -> None:
+    torch.manual_seed(1)
+    module = nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.Tanh(), nn.Linear(12, 3))
+    model = FunctionalModel(module)
+    params = model.initial_params()
+    x, y = torch.rand(9, 1, 4, 4), torch.randint(0, 3, (9,))
+    eps = 0.2 if norm == "linf" else 0.8
+    adv = pgd(model, params, x, y, eps, norm=norm, steps=15, random_init=True,
+              generator=torch.Generator().manual_seed(0), bounds=(0.0, 1.0))
+    assert (per_sample_norm(adv - x, norm) <= eps * (1 + 1e-5)).all()
+    assert adv.min() >= 0.0 and adv.max() <= 1.0
+    # PGD is at least as strong as its first step (FGSM / FGM) on average here.
+    one = fgm(model, params, x, y, eps, norm, bounds=(0.0, 1.0))
+    assert model.loss(params, adv, y) >= model.loss(params, one, y) - 1e-4
+
+
+def test_projection_is_idempotent_and_nonexpansive() -> None:
+    d = torch.randn(20, 5) * 3
+    for norm, eps in (("linf", 0.5), ("l2", 1.0)):
+        p = project(d, eps, norm)
+        assert torch.allclose(project(p, eps, norm), p)
+        inside = per_sample_norm(d, norm) <= eps
+        assert torch.equal(p[inside], d[inside])
+    per = project(d, torch.linspace(0.1, 2.0, 20), "l2")
+    assert torch.allclose(per_sample_norm(per, "l2"), torch.minimum(per_sample_norm(d, "l2"), torch.linspace(0.1, 2.0, 20)))
+
+
+def test_pgd_vmaps_over_clients_like_a_loop() -> None:
+    model, _ = linear(d=6, k=3)
+    params = torch.randn(4, model.dim)
+    x, y = torch.randn(4, 5, 6), torch.randint(0, 3, (4, 5))
+    noise = torch.randn(4, 5, 7)
+    attack = lambda p, xx, yy, z: pgd(model, p, xx, yy, 0.3, norm="l2", steps=3, random_init=True, start_noise=z)  # noqa: E731
+    batched = vmap(attack)(params, x, y, noise)
+    for c in range(4):
+        assert torch.allclose(batched[c], attack(params[c], x[c], y[c], noise[c]), atol=1e-6)
+
+
+def test_carlini_wagner_finds_small_misclassifying_perturbations() -> None:
+    model, params = linear(d=6, k=2)
+    x = torch.rand(16, 6)
+    y = model.logits(params, x).argmax(1)
+    adv = carlini_wagner_l2(model, params, x, y, c=10.0, steps=200, lr=0.05, bounds=(0.0, 1.0))
+    changed = (adv - x).flatten(1).norm(dim=1) > 0
+    assert changed.any()
+    assert (model.logits(params, adv[changed]).argmax(1) != y[changed]).all()
+    assert adv.min() >= 0.0 and adv.max() <= 1.0

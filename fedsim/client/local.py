@@ -13,6 +13,7 @@ import torch
 
 from fedsim.models.functional import FunctionalModel
 from fedsim.privacy.clipping import clip_l2
+from fedsim.robustness.training import Objective
 
 __all__ = ["LocalSGD", "LocalResult", "minibatch_schedule", "schedule_shape", "sgd_step", "local_sgd"]
 
@@ -103,6 +104,27 @@ def sgd_step(
     return w
 
 
+def objective_noise(objective: Objective | None, batch_size: int, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor | None:
+    """One step's standard-normal ``(batch_size, numel + 1)`` draw for an objective that needs it.
+
+    Always a full ``batch_size`` rows (a short last minibatch uses the first rows), drawn on the
+    CPU from the client's ``"objective"`` stream, so every runtime draws the same numbers.
+    """
+    if objective is None or not objective.needs_noise or generator is None:
+        return None
+    return torch.randn(batch_size, x[0].numel() + 1, generator=generator, dtype=x.dtype).to(x.device)
+
+
+def objective_loss_and_grad(
+    objective: Objective, model: FunctionalModel, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A robust objective's minibatch value and its gradient in the flat parameters."""
+    p = w.detach().requires_grad_(True)
+    loss = objective(model, p, x, y, None, None if noise is None else noise[: len(y)])
+    (grad,) = torch.autograd.grad(loss, p)
+    return loss.detach(), grad
+
+
 def local_sgd(
     model: FunctionalModel,
     params: torch.Tensor,
@@ -111,13 +133,23 @@ def local_sgd(
     local: LocalSGD,
     generator: torch.Generator,
     correction: torch.Tensor | None = None,
+    objective: Objective | None = None,
+    noise_generator: torch.Generator | None = None,
 ) -> LocalResult:
-    """Run local SGD from ``params`` on ``(x, y)``; return the final parameters and the mean minibatch loss."""
+    """Run local SGD from ``params`` on ``(x, y)``; return the final parameters and the mean minibatch loss.
+
+    With ``objective`` (:mod:`fedsim.robustness.training`), each step descends that objective
+    instead of the plain cross-entropy; its randomness comes from ``noise_generator``.
+    """
     w = params
     losses = []
     for idx in minibatch_schedule(len(y), local, generator):
         idx = idx.to(x.device)
-        loss, grad = model.loss_and_grad(w, x[idx], y[idx])
+        if objective is None:
+            loss, grad = model.loss_and_grad(w, x[idx], y[idx])
+        else:
+            noise = objective_noise(objective, local.batch_size, x, noise_generator)
+            loss, grad = objective_loss_and_grad(objective, model, w, x[idx], y[idx], noise)
         w = sgd_step(w, grad, params, local, correction)
         losses.append(loss)
     mean_loss = torch.stack(losses).mean().item() if losses else float("nan")

@@ -15,6 +15,7 @@ import torch
 
 from fedsim.client.local import LocalSGD, local_sgd
 from fedsim.models.functional import FunctionalModel
+from fedsim.robustness.training import Objective
 from fedsim.seeding import torch_generator
 
 __all__ = ["ClientContext", "ClientResult", "ClientTask", "UpdateTransform", "train_client", "FLOAT_BITS"]
@@ -67,10 +68,14 @@ class ClientTask:
     transforms : tuple of UpdateTransform (default: ())
         Applied in order to the update after local training, each with the client's
         ``"client_transform"`` generator and state.
+    objective : Objective or None (default: None)
+        A robust training objective (adversarial training, J^1/J^2, tulip) replacing the plain
+        minibatch loss; its randomness is the client's ``"objective"`` stream.
     """
 
     local: LocalSGD
     transforms: tuple[UpdateTransform, ...] = ()
+    objective: Objective | None = None
 
     #: False for a task that replaces plain local SGD (per-sample clipping, say): batched
     #: runtimes then train its clients one by one with :func:`train_client`.
@@ -108,6 +113,9 @@ def train_client(
     """One client's round: a pure function of its inputs (``state`` is returned, updated)."""
     state = dict(state or {})
     broadcast = broadcast or {}
-    local = local_sgd(model, params, x, y, task.local, ctx.generator("batches"), task.correction(state, broadcast))
+    local = local_sgd(
+        model, params, x, y, task.local, ctx.generator("batches"), task.correction(state, broadcast),
+        task.objective, ctx.generator("objective") if task.objective is not None else None,
+    )
     update, bits = task.finish(local.params - params, local.steps, state, broadcast, ctx.generator("client_transform"))
     return ClientResult(update, len(y), local.loss, bits, state)

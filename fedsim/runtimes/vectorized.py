@@ -23,10 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
-from fedsim.client.local import schedule_shape, sgd_step
+from fedsim.client.local import objective_noise, schedule_shape, sgd_step
 from fedsim.client.task import FLOAT_BITS, ClientTask
 from fedsim.data.federated import FederatedData
 from fedsim.models.functional import FunctionalModel
+from fedsim.robustness.training import Objective
 from fedsim.runtimes.base import CohortResult
 from fedsim.runtimes.serial import SerialRuntime
 from fedsim.seeding import torch_generators
@@ -188,6 +189,34 @@ class VectorizedRuntime(SerialRuntime):
             self._buffers = {key: (x.new_empty((rows, *x.shape[1:])), y.new_empty(rows))}
         return self._buffers[key]
 
+    def _objective_step(
+        self,
+        objective: Objective,
+        w: torch.Tensor,
+        xb: torch.Tensor,
+        yb: torch.Tensor,
+        weight: torch.Tensor,
+        noise_gens: list[torch.Generator] | None,
+        batch: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batched step of a robust objective: ``vmap`` of the same function the serial runtime calls.
+
+        Each client's noise is drawn from its own ``"objective"`` stream exactly as
+        :func:`~fedsim.client.local_sgd` draws it (every client draws every step; a client past
+        its schedule discards its draw, which no later step of it reads).
+        """
+        noise = None
+        if noise_gens is not None:
+            noise = torch.stack([objective_noise(objective, batch, xb[0], g) for g in noise_gens])  # type: ignore[misc]
+        model = self.model
+        p = w.detach().requires_grad_(True)
+        if noise is None:
+            losses = vmap(lambda pc, xc, yc, wc: objective(model, pc, xc, yc, wc, None))(p, xb, yb, weight)
+        else:
+            losses = vmap(lambda pc, xc, yc, wc, zc: objective(model, pc, xc, yc, wc, zc))(p, xb, yb, weight, noise)
+        (grad,) = torch.autograd.grad(losses.sum(), p)
+        return losses.detach(), grad
+
     def _local_sgd(
         self, task: ClientTask, start: torch.Tensor, cohort: list[int], round: int, correction: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -205,6 +234,10 @@ class VectorizedRuntime(SerialRuntime):
         layout = list(zip(spec.names, spec.shapes, spec.slices()))
         w = start
         loss_sum = torch.zeros(num_clients, device=self.device, dtype=start.dtype)
+        objective = task.objective
+        noise_gens = None
+        if objective is not None and objective.needs_noise:
+            noise_gens = torch_generators(self.seed, "objective", round, np.asarray(cohort, dtype=np.int64))
         for s in range(num_steps):
             # index_select on the flat row list: about twice as fast as advanced indexing on CPU.
             rows = index[:, s].reshape(-1)
@@ -212,12 +245,15 @@ class VectorizedRuntime(SerialRuntime):
             yb = torch.index_select(y, 0, rows, out=ybuf)
             # Differentiate with respect to per-tensor views of the (C, d) matrix, not the matrix:
             # the backward of slicing a flat leaf zero-fills a full (C, d) gradient per tensor.
-            tensors = {name: w[:, sl].unflatten(1, shape).detach().requires_grad_(True) for name, shape, sl in layout}
-            logits = self._cohort_logits(tensors, xb)
-            per_sample = F.cross_entropy(logits.reshape(num_clients * batch, -1), yb, reduction="none")
-            losses = (per_sample.view(num_clients, batch) * weight[:, s]).sum(1) / count[:, s]
-            grads = torch.autograd.grad(losses.sum(), tuple(tensors.values()))
-            grad = torch.cat([g.reshape(num_clients, -1) for g in grads], dim=1)
+            if objective is not None:
+                losses, grad = self._objective_step(objective, w, xb, yb.view(num_clients, batch), weight[:, s], noise_gens, batch)
+            else:
+                tensors = {name: w[:, sl].unflatten(1, shape).detach().requires_grad_(True) for name, shape, sl in layout}
+                logits = self._cohort_logits(tensors, xb)
+                per_sample = F.cross_entropy(logits.reshape(num_clients * batch, -1), yb, reduction="none")
+                losses = (per_sample.view(num_clients, batch) * weight[:, s]).sum(1) / count[:, s]
+                grads = torch.autograd.grad(losses.sum(), tuple(tensors.values()))
+                grad = torch.cat([g.reshape(num_clients, -1) for g in grads], dim=1)
             stepped = sgd_step(w, grad, start, task.local, correction)
             if everyone[s]:
                 w, loss_sum = stepped, loss_sum + losses.detach()

@@ -69,7 +69,7 @@ def test_model_averaging_equals_pseudo_gradient_form_for_several_local_steps():
     runtime = SerialRuntime(model, data, seed=0)
     w0 = model.initial_params()
     cohort = [0, 2, 3]
-    result = runtime.run_cohort(task, w0, cohort, round=0)
+    result = runtime.run_cohort(task, w0, cohort, rnd=0)
     averaged_models = (w0 + result.updates).mean(0)
     # Replay each client's minibatches and sum its gradients g^j_{t,E}.
     from fedsim.client import ClientContext, minibatch_schedule

@@ -60,18 +60,18 @@ def test_killed_actor_block_is_retried_with_identical_result(cluster):
     model = FunctionalModel(build_model("logistic", seed=0))
     task = ClientTask(LocalSGD(lr=0.1, batch_size=16, epochs=2))
     cohort = list(range(0, 200, 10))
-    expected = SerialRuntime(model, data, seed=2).run_cohort(task, model.initial_params(), cohort, round=3)
+    expected = SerialRuntime(model, data, seed=2).run_cohort(task, model.initial_params(), cohort, rnd=3)
     runtime = RayRuntime(model, data, seed=2)
     try:
         assert len(runtime.actors) == 2 and len({node for node, _ in runtime.placement()}) == 2
-        pending = runtime.submit(task, model.initial_params(), cohort, round=3)
+        pending = runtime.submit(task, model.initial_params(), cohort, rnd=3)
         victim = runtime.actors[0]
         ray.kill(victim)
         result = runtime.collect(pending)
         assert runtime.retries >= 1 and victim not in runtime.actors
         assert_cohorts_close(expected, result)
         # The replacement actor serves the next round too.
-        again = runtime.run_cohort(task, model.initial_params(), cohort, round=3)
+        again = runtime.run_cohort(task, model.initial_params(), cohort, rnd=3)
         assert_cohorts_close(expected, again)
     finally:
         runtime.close()

@@ -57,7 +57,7 @@ def assert_cohorts_close(a, b, tol=TOL):
 def test_schedule_uses_every_sample_once_per_epoch(skewed):
     local = LocalSGD(lr=0.1, batch_size=32, epochs=2)
     cohort = [0, 7, 12, 31, 49]
-    sched = cohort_schedule(ClientTask(local), skewed, cohort, seed=0, round=4)
+    sched = cohort_schedule(ClientTask(local), skewed, cohort, seed=0, rnd=4)
     sizes = skewed.client_sizes()[cohort]
     assert len(set(sizes.tolist())) > 1, "the test needs unequal client sizes"
     for c, client in enumerate(cohort):
@@ -97,8 +97,8 @@ def test_vectorized_equals_serial_per_client(kind, skewed):
     w0 = model.initial_params()
     task = ClientTask(LocalSGD(lr=0.05, batch_size=16, epochs=1, weight_decay=1e-3, prox_mu=0.1))
     cohort = [2, 5, 11, 40] if kind == "cnn" else [0, 3, 8, 17, 22, 30, 41, 49]
-    serial = SerialRuntime(model, skewed, seed=5).run_cohort(task, w0, cohort, round=2)
-    vector = VectorizedRuntime(model, skewed, seed=5, max_clients=3).run_cohort(task, w0, cohort, round=2)
+    serial = SerialRuntime(model, skewed, seed=5).run_cohort(task, w0, cohort, rnd=2)
+    vector = VectorizedRuntime(model, skewed, seed=5, max_clients=3).run_cohort(task, w0, cohort, rnd=2)
     assert_cohorts_close(serial, vector)
 
 
@@ -108,8 +108,8 @@ def test_vectorized_per_client_start_points(skewed):
     cohort = list(range(6))
     starts = model.initial_params() + 0.01 * torch.randn(len(cohort), model.dim, generator=torch.Generator().manual_seed(0))
     task = ClientTask(LocalSGD(lr=0.1, batch_size=8, steps=5))
-    serial = SerialRuntime(model, skewed, seed=0).run_cohort(task, starts, cohort, round=1)
-    vector = VectorizedRuntime(model, skewed, seed=0).run_cohort(task, starts, cohort, round=1)
+    serial = SerialRuntime(model, skewed, seed=0).run_cohort(task, starts, cohort, rnd=1)
+    vector = VectorizedRuntime(model, skewed, seed=0).run_cohort(task, starts, cohort, rnd=1)
     assert_cohorts_close(serial, vector)
 
 

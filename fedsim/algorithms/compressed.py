@@ -40,14 +40,14 @@ class _BroadcastRuntime(Runtime):
         task: ClientTask,
         params: torch.Tensor,
         cohort: Sequence[int],
-        round: int,
+        rnd: int,
         states: Sequence[dict[str, torch.Tensor]] | None = None,
         broadcast: dict[str, torch.Tensor] | None = None,
     ) -> CohortResult:
-        copy, bits = self.downlink.broadcast(params, cohort, round)
+        copy, bits = self.downlink.broadcast(params, cohort, rnd)
         self.bits_down += bits
         self.float32_bits_down += FLOAT_BITS * params.numel() * len(cohort)
-        return self.inner.run_cohort(task, copy, cohort, round, states, broadcast)
+        return self.inner.run_cohort(task, copy, cohort, rnd, states, broadcast)
 
 
 class Compressed(Algorithm):

@@ -28,11 +28,11 @@ class ClientContext:
     """Where a client's randomness comes from: every stream is derived from (seed, purpose, round, client)."""
 
     seed: int
-    round: int
+    rnd: int
     client: int
 
     def generator(self, purpose: str) -> torch.Generator:
-        return torch_generator(self.seed, purpose, self.round, self.client)
+        return torch_generator(self.seed, purpose, self.rnd, self.client)
 
 
 class UpdateTransform(Protocol):

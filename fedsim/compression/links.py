@@ -62,7 +62,7 @@ class Downlink:
         self.compressor = compressor
         self.seed = seed
         self.copy: Tensor | None = None
-        self.round = -1
+        self.rnd = -1
         self.state: dict[str, Tensor] = {}
         self.cumulative_bits: dict[int, int] = {}  # round -> bits of all messages up to it
         self.synced: dict[int, int] = {}  # client -> last round whose copy it holds
@@ -70,14 +70,14 @@ class Downlink:
     def broadcast(self, params: Tensor, cohort: Sequence[int], rnd: int) -> tuple[Tensor, int]:
         """The copy ``w_hat_rnd`` the cohort trains from, and the bits sent to the cohort."""
         if self.copy is None:
-            self.copy, self.round = params.clone(), rnd
+            self.copy, self.rnd = params.clone(), rnd
             self.cumulative_bits[rnd] = 0
-        elif rnd != self.round:  # several cohort calls in one round share one message
+        elif rnd != self.rnd:  # several cohort calls in one round share one message
             gen = torch_generator(self.seed, "downlink_compression", rnd, device=params.device)
             msg = self.compressor.compress(params - self.copy, gen, self.state)
             self.copy, self.state = self.copy + msg.value, msg.state
-            self.cumulative_bits[rnd] = self.cumulative_bits[self.round] + msg.bits
-            self.round = rnd
+            self.cumulative_bits[rnd] = self.cumulative_bits[self.rnd] + msg.bits
+            self.rnd = rnd
         full = FLOAT_BITS * params.numel()
         bits = 0
         for client in cohort:
@@ -89,7 +89,7 @@ class Downlink:
     def state_dict(self) -> dict[str, object]:
         return {
             "copy": self.copy,
-            "round": self.round,
+            "round": self.rnd,
             "state": dict(self.state),
             "cumulative_bits": dict(self.cumulative_bits),
             "synced": dict(self.synced),
@@ -97,7 +97,7 @@ class Downlink:
 
     def load_state_dict(self, sd: dict[str, object]) -> None:
         self.copy = sd["copy"]  # type: ignore[assignment]
-        self.round = int(sd["round"])  # type: ignore[arg-type]
+        self.rnd = int(sd["round"])  # type: ignore[arg-type]
         self.state = dict(sd["state"])  # type: ignore[arg-type]
         self.cumulative_bits = {int(k): int(v) for k, v in sd["cumulative_bits"].items()}  # type: ignore[union-attr]
         self.synced = {int(k): int(v) for k, v in sd["synced"].items()}  # type: ignore[union-attr]

@@ -86,7 +86,7 @@ class FlowerRuntime(Runtime):
         self.partitions: dict[int, tuple[int, int]] = {}
         self.dropped: dict[int, str] = {}
         self.seen: set[int] = set()
-        self.round = 0
+        self.rnd = 0
         self.round_report: dict[str, int] = {}
         self._answering: set[int] = set()
         self._report_round = -1
@@ -95,7 +95,7 @@ class FlowerRuntime(Runtime):
         """Connected SuperNodes not dropped; one that was seen and has left is recorded as dropped."""
         connected = set(self.grid.get_node_ids())
         for node in sorted(self.seen - connected - set(self.dropped)):
-            self._drop(node, self.round, "disconnected from the SuperLink")
+            self._drop(node, self.rnd, "disconnected from the SuperLink")
         self.seen |= connected
         return sorted(connected - set(self.dropped))
 
@@ -116,7 +116,7 @@ class FlowerRuntime(Runtime):
         task: ClientTask,
         params: torch.Tensor,
         cohort: Sequence[int],
-        round: int,
+        rnd: int,
         states: Sequence[dict[str, torch.Tensor]] | None = None,
         broadcast: dict[str, torch.Tensor] | None = None,
     ) -> CohortResult:
@@ -124,7 +124,7 @@ class FlowerRuntime(Runtime):
 
         del states  # client state lives on the SuperNodes (context.state), not on the server
         cohort = list(cohort)
-        self.round = round
+        self.rnd = rnd
         nodes = self.wait_for_nodes(self.settings.min_nodes, "flower.min_nodes")
         try:
             task_bytes = pickle.dumps(task)
@@ -141,12 +141,12 @@ class FlowerRuntime(Runtime):
                 {
                     PARAMS: ArrayRecord({"params": rows.detach().cpu().contiguous()}),
                     BROADCAST: broadcast_record,
-                    TASK: ConfigRecord({"round": round, "clients": clients, "task": task_bytes}),
+                    TASK: ConfigRecord({"round": rnd, "clients": clients, "task": task_bytes}),
                 }
             )
-            messages.append(Message(content, dst_node_id=node, message_type=MessageType.TRAIN, group_id=str(round)))
+            messages.append(Message(content, dst_node_id=node, message_type=MessageType.TRAIN, group_id=str(rnd)))
             targets.append(node)
-        replies = self._exchange(messages, targets, round)
+        replies = self._exchange(messages, targets, rnd)
 
         answers: dict[int, ClientResult] = {}
         for node, reply in replies.items():
@@ -167,28 +167,28 @@ class FlowerRuntime(Runtime):
                     ),
                 )
         if not answers:
-            raise FedsimError(f"round {round + 1}: no SuperNode answered (dropped: {self._dropped_text()})")
+            raise FedsimError(f"round {rnd + 1}: no SuperNode answered (dropped: {self._dropped_text()})")
         if params.dim() == 2 and len(answers) < len(cohort):
             missing = sorted(set(cohort) - set(answers))
             raise FedsimError(
-                f"round {round + 1}: decentralized nodes {missing} did not answer; server-relayed gossip needs every node "
+                f"round {rnd + 1}: decentralized nodes {missing} did not answer; server-relayed gossip needs every node "
                 f"(dropped SuperNodes: {self._dropped_text()})"
             )
-        self._report(round, replies, len(cohort), len(answers))
+        self._report(rnd, replies, len(cohort), len(answers))
         clients = sorted(answers)
         return CohortResult.from_clients(clients, [answers[c] for c in clients])
 
-    def _report(self, round: int, replies: dict[int, Message], sampled: int, answered: int) -> None:
+    def _report(self, rnd: int, replies: dict[int, Message], sampled: int, answered: int) -> None:
         """Participation of the round so far (an algorithm may run several cohorts per round)."""
-        if self._report_round != round:
-            self._report_round, self._answering = round, set()
+        if self._report_round != rnd:
+            self._report_round, self._answering = rnd, set()
             self.round_report = {"clients_sampled": 0, "clients_dropped": 0}
         self._answering |= set(replies)
         self.round_report["supernodes"] = len(self._answering)
         self.round_report["clients_sampled"] += sampled
         self.round_report["clients_dropped"] += sampled - answered
 
-    def _exchange(self, messages: list[Message], targets: list[int], round: int) -> dict[int, Message]:
+    def _exchange(self, messages: list[Message], targets: list[int], rnd: int) -> dict[int, Message]:
         """Push, then pull until every node answered or ``round_timeout_s`` passed; drop the rest."""
         ids = list(self.grid.push_messages(messages))
         pending = {mid: node for mid, node in zip(ids, targets) if mid}
@@ -200,22 +200,22 @@ class FlowerRuntime(Runtime):
                 if node is None:
                     continue
                 if reply.has_error():
-                    self._drop(node, round, f"error {reply.error.code}: {reply.error.reason}")
+                    self._drop(node, rnd, f"error {reply.error.code}: {reply.error.reason}")
                 else:
                     replies[node] = reply
             if pending:
                 time.sleep(_PULL_EVERY_S)
         for node in pending.values():
-            self._drop(node, round, f"no answer within {self.settings.round_timeout_s:g} s (flower.round_timeout_s)")
+            self._drop(node, rnd, f"no answer within {self.settings.round_timeout_s:g} s (flower.round_timeout_s)")
         for mid, node in zip(ids, targets):
             if not mid:
-                self._drop(node, round, "the SuperLink refused the message")
+                self._drop(node, rnd, "the SuperLink refused the message")
         return replies
 
-    def _drop(self, node: int, round: int, reason: str) -> None:
+    def _drop(self, node: int, rnd: int, reason: str) -> None:
         reason = " ".join(reason.split())
-        self.dropped[node] = f"round {round + 1}: {reason}"
-        self.log(f"SuperNode {node} dropped in round {round + 1}: {reason}")
+        self.dropped[node] = f"round {rnd + 1}: {reason}"
+        self.log(f"SuperNode {node} dropped in round {rnd + 1}: {reason}")
 
     def _dropped_text(self) -> str:
         return "; ".join(f"{node} ({why})" for node, why in self.dropped.items()) or "none"

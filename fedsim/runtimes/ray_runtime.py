@@ -55,11 +55,11 @@ class ClientWorker:
         task: ClientTask,
         params: torch.Tensor,
         cohort: list[int],
-        round: int,
+        rnd: int,
         states: list[dict[str, torch.Tensor]] | None,
         broadcast: dict[str, torch.Tensor],
     ) -> CohortResult:
-        result = self.engine.run_cohort(task, params, cohort, round, states, broadcast)
+        result = self.engine.run_cohort(task, params, cohort, rnd, states, broadcast)
         return _to_cpu(result)
 
     def where(self) -> tuple[str, int]:
@@ -167,7 +167,7 @@ class RayRuntime(Runtime):
         task: ClientTask,
         params: torch.Tensor,
         cohort: Sequence[int],
-        round: int,
+        rnd: int,
         states: Sequence[dict[str, torch.Tensor]] | None = None,
         broadcast: dict[str, torch.Tensor] | None = None,
     ) -> PendingRound:
@@ -181,7 +181,7 @@ class RayRuntime(Runtime):
         for b, (lo, hi) in enumerate(bounds):
             block_params = shared if shared is not None else params[lo:hi]
             block_states = [{k: v.cpu() for k, v in s.items()} for s in states[lo:hi]] if states else None
-            args.append((task, block_params, cohort[lo:hi], round, block_states, broadcast_ref))
+            args.append((task, block_params, cohort[lo:hi], rnd, block_states, broadcast_ref))
             refs.append(self.actors[b].run.remote(*args[-1]))
         return PendingRound(cohort, bounds, refs, args, [self.actors[b] for b in range(len(bounds))])
 
@@ -215,11 +215,11 @@ class RayRuntime(Runtime):
         task: ClientTask,
         params: torch.Tensor,
         cohort: Sequence[int],
-        round: int,
+        rnd: int,
         states: Sequence[dict[str, torch.Tensor]] | None = None,
         broadcast: dict[str, torch.Tensor] | None = None,
     ) -> CohortResult:
-        return self.collect(self.submit(task, params, cohort, round, states, broadcast))
+        return self.collect(self.submit(task, params, cohort, rnd, states, broadcast))
 
     def placement(self) -> list[tuple[str, int]]:
         """(node id, pid) of every actor, in actor order."""

@@ -40,7 +40,7 @@ class SerialRuntime(Runtime):
         task: ClientTask,
         params: torch.Tensor,
         cohort: Sequence[int],
-        round: int,
+        rnd: int,
         states: Sequence[dict[str, torch.Tensor]] | None = None,
         broadcast: dict[str, torch.Tensor] | None = None,
     ) -> CohortResult:
@@ -50,6 +50,6 @@ class SerialRuntime(Runtime):
             start = params if params.dim() == 1 else params[i]
             state = states[i]
             x, y = self.data.client_data(client)
-            ctx = ClientContext(self.seed, round, client)
+            ctx = ClientContext(self.seed, rnd, client)
             results.append(train_client(task, self.model, start, x, y, ctx, state, broadcast))
         return CohortResult.from_clients(list(cohort), results)

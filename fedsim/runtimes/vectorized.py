@@ -49,7 +49,7 @@ class CohortSchedule:
     steps: torch.Tensor  # (C,) int64
 
 
-def cohort_schedule(task: ClientTask, data: FederatedData, cohort: Sequence[int], seed: int, round: int) -> CohortSchedule:
+def cohort_schedule(task: ClientTask, data: FederatedData, cohort: Sequence[int], seed: int, rnd: int) -> CohortSchedule:
     """Each client's :func:`minibatch_schedule` (its own ``"batches"`` stream), as padded tensors.
 
     The clients' generators are seeded in one pass (:func:`~fedsim.seeding.torch_generators`)
@@ -59,7 +59,7 @@ def cohort_schedule(task: ClientTask, data: FederatedData, cohort: Sequence[int]
     local = task.local
     batch = local.batch_size
     sizes = [len(data.client_indices[c]) for c in cohort]
-    generators = torch_generators(seed, "batches", round, np.asarray(list(cohort), dtype=np.int64))
+    generators = torch_generators(seed, "batches", rnd, np.asarray(list(cohort), dtype=np.int64))
     perms: list[torch.Tensor] = []
     epochs, steps = [], []
     for n, gen in zip(sizes, generators):
@@ -132,7 +132,7 @@ class VectorizedRuntime(SerialRuntime):
         task: ClientTask,
         params: torch.Tensor,
         cohort: Sequence[int],
-        round: int,
+        rnd: int,
         states: Sequence[dict[str, torch.Tensor]] | None = None,
         broadcast: dict[str, torch.Tensor] | None = None,
     ) -> CohortResult:
@@ -141,7 +141,7 @@ class VectorizedRuntime(SerialRuntime):
         for lo in range(0, len(cohort), self.max_clients):
             hi = min(lo + self.max_clients, len(cohort))
             start = params if params.dim() == 1 else params[lo:hi]
-            parts.append(self._run_chunk(task, start, list(cohort[lo:hi]), round, states[lo:hi], broadcast))
+            parts.append(self._run_chunk(task, start, list(cohort[lo:hi]), rnd, states[lo:hi], broadcast))
         return parts[0] if len(parts) == 1 else CohortResult.concat(parts)
 
     def _run_chunk(
@@ -149,24 +149,24 @@ class VectorizedRuntime(SerialRuntime):
         task: ClientTask,
         params: torch.Tensor,
         cohort: list[int],
-        round: int,
+        rnd: int,
         states: list[dict[str, torch.Tensor]],
         broadcast: dict[str, torch.Tensor],
     ) -> CohortResult:
         if not task.vectorizable:
-            return super().run_cohort(task, params, cohort, round, states, broadcast)
+            return super().run_cohort(task, params, cohort, rnd, states, broadcast)
         start = params.expand(len(cohort), -1) if params.dim() == 1 else params
         corrections = [task.correction(s, broadcast) for s in states]
         correction = None
         if any(c is not None for c in corrections):
             correction = torch.stack([c if c is not None else torch.zeros_like(start[0]) for c in corrections])
-        final, loss_sum, steps = self._local_sgd(task, start, cohort, round, correction)
+        final, loss_sum, steps = self._local_sgd(task, start, cohort, rnd, correction)
         raw = final - start
         if type(task).finish is ClientTask.finish and not task.transforms:
             # Plain local SGD sends its raw update: no per-client work (nor generators) needed.
             updates, bits = raw, torch.full((len(cohort),), FLOAT_BITS * raw.shape[1], dtype=torch.int64)
         else:
-            generators = torch_generators(self.seed, "client_transform", round, np.asarray(cohort, dtype=np.int64))
+            generators = torch_generators(self.seed, "client_transform", rnd, np.asarray(cohort, dtype=np.int64))
             sent = [task.finish(raw[i], int(steps[i]), states[i], broadcast, generators[i]) for i in range(len(cohort))]
             updates = torch.stack([u for u, _ in sent])
             bits = torch.tensor([b for _, b in sent], dtype=torch.int64)
@@ -218,10 +218,10 @@ class VectorizedRuntime(SerialRuntime):
         return losses.detach(), grad
 
     def _local_sgd(
-        self, task: ClientTask, start: torch.Tensor, cohort: list[int], round: int, correction: torch.Tensor | None
+        self, task: ClientTask, start: torch.Tensor, cohort: list[int], rnd: int, correction: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Batched :func:`~fedsim.client.local_sgd`: final ``(C, d)`` parameters, summed step losses, steps taken."""
-        sched = cohort_schedule(task, self.data, cohort, self.seed, round)
+        sched = cohort_schedule(task, self.data, cohort, self.seed, rnd)
         num_clients, num_steps, batch = sched.index.shape
         index = sched.index.to(self.device)
         weight = sched.valid.to(self.device, start.dtype)
@@ -237,7 +237,7 @@ class VectorizedRuntime(SerialRuntime):
         objective = task.objective
         noise_gens = None
         if objective is not None and objective.needs_noise:
-            noise_gens = torch_generators(self.seed, "objective", round, np.asarray(cohort, dtype=np.int64))
+            noise_gens = torch_generators(self.seed, "objective", rnd, np.asarray(cohort, dtype=np.int64))
         for s in range(num_steps):
             # index_select on the flat row list: about twice as fast as advanced indexing on CPU.
             rows = index[:, s].reshape(-1)

@@ -75,7 +75,7 @@ def test_schedule_uses_every_sample_once_per_epoch(skewed):
 def test_cohort_schedule_is_each_clients_minibatch_schedule(skewed, local):
     """The batched schedule is, row by row, what the serial runtime draws from each client's stream."""
     cohort = [0, 7, 12, 31, 49, 399]
-    sched = cohort_schedule(ClientTask(local), skewed, cohort, seed=2, round=4)
+    sched = cohort_schedule(ClientTask(local), skewed, cohort, seed=2, rnd=4)
     for c, client in enumerate(cohort):
         own = skewed.client_indices[client]
         batches = minibatch_schedule(len(own), local, ClientContext(2, 4, client).generator("batches"))

@@ -19,6 +19,8 @@ from torch import nn
 from fedsim import __version__
 from fedsim.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fedsim.config.loading import apply_overrides, config_sha256, dump_config, read_yaml, validate_config
+from fedsim.config.robustness import RobustEvaluationConfig
+from fedsim.config.robustness import attach as attach_robustness
 from fedsim.config.schema import BuildContext, ExperimentConfig
 from fedsim.data.federated import FederatedData, build_federated_data
 from fedsim.evaluation import client_accuracies, fairness_metrics, split_client_holdout
@@ -26,6 +28,8 @@ from fedsim.models.functional import FunctionalModel, evaluate
 from fedsim.models.zoo import build_model
 from fedsim.output import RunFolder
 from fedsim.plotting import plot_curves
+from fedsim.robustness.evaluation import robust_report
+from fedsim.seeding import torch_generator
 
 __all__ = ["RunResult", "Experiment", "resolve_config", "resume", "run"]
 
@@ -88,6 +92,7 @@ class Experiment:
         self.model = FunctionalModel(module)
         self.initial_params = self.model.initial_params()
         self.algorithm = cfg.algorithm.build(BuildContext(seed=cfg.seed, data=self.data, topology=cfg.topology, privacy=cfg.privacy))
+        attach_robustness(self.algorithm, cfg.robustness, self.data, cfg.seed)
         self.algorithm = cfg.compression.wrap(self.algorithm, self.model.spec, cfg.seed)
         self.stop_reason: str | None = None
         self.runtime = cfg.runtime.build(self.model, self.data, cfg.seed)
@@ -95,6 +100,25 @@ class Experiment:
     def evaluate(self, params: torch.Tensor) -> tuple[float, float]:
         data = self.runtime.data
         return evaluate(self.model, params.to(data.x_test.device), data.x_test, data.y_test)
+
+    def evaluate_robust(self, params: torch.Tensor, section: RobustEvaluationConfig | None = None, *, per_round: bool = False) -> dict[str, float]:
+        """Robust metrics of ``params`` on the first ``samples`` test points (``robustness.evaluation``).
+
+        ``per_round``: only the first attack at its first radius (the cheap per-round metric).
+        """
+        section = section if section is not None else (self.cfg.robustness.evaluation if self.cfg.robustness else None)
+        if section is None:
+            return {}
+        data = self.runtime.data
+        x, y = data.x_test[: section.samples], data.y_test[: section.samples]
+        params = params.to(x.device)
+        attacks = section.attack_list()
+        if per_round:
+            spec, radii = attacks[0]
+            return {k: v for k, v in robust_report(self.model, params, x, y, attacks=[(spec, radii[:1])], distance_norms=()).items()
+                    if k != "clean_acc"}
+        return robust_report(self.model, params, x, y, attacks=attacks, distance_norms=tuple(section.distance_norms),
+                             bisection_steps=section.bisection_steps, seed_generator=torch_generator(self.cfg.seed, "robust_eval"))
 
     def evaluate_clients(self, params: torch.Tensor) -> dict[str, float]:
         """Mean, 10th percentile and worst accuracy over the clients' held-out splits (if configured)."""
@@ -138,6 +162,9 @@ class Experiment:
                     row["test_accuracy"], row["test_loss"] = self.evaluate(self.algorithm.eval_params(state))
                     row.update(self.algorithm.evaluate_extra(state, self.evaluate))
                     row.update(self.evaluate_clients(self.algorithm.eval_params(state)))
+                    robust = cfg.robustness.evaluation if cfg.robustness else None
+                    if robust is not None and robust.per_round:
+                        row.update(self.evaluate_robust(self.algorithm.eval_params(state), per_round=True))
                 row.update(metrics.extra)
                 row["wall_s"] = time.perf_counter() - start
                 folder.append_metrics(row)
@@ -151,9 +178,11 @@ class Experiment:
             status = "interrupted"
             raise
         finally:
-            if cfg.privacy is not None:  # the trained model, for `fedsim privacy audit`
+            if cfg.privacy is not None or cfg.robustness is not None:  # the trained model, for `fedsim privacy audit` / `robustness eval`
                 torch.save(self.algorithm.eval_params(state).detach().cpu(), folder.path / "params.pt")
             summary = self._summary(history, status, time.perf_counter() - start)
+            if status == "completed" and cfg.robustness is not None and cfg.robustness.evaluation is not None:
+                summary["robustness"] = self.evaluate_robust(self.algorithm.eval_params(state))
             folder.write_summary(summary)
             if cfg.output.plot and history:
                 plot_curves(history, folder.path / "curves.png", title=folder.path.name)

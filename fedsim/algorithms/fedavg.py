@@ -17,6 +17,7 @@ from fedsim.algorithms.sampling import UniformSampling
 from fedsim.algorithms.schedules import LRSchedule
 from fedsim.client.state import ClientStateStore
 from fedsim.client.task import FLOAT_BITS, ClientTask
+from fedsim.robustness.byzantine import ByzantineClients
 from fedsim.runtimes.base import CohortResult, Runtime
 from fedsim.seeding import torch_generator
 
@@ -55,6 +56,12 @@ class FedAvg(Algorithm):
         Heterogeneous local epochs/steps across clients; None gives every client ``task.local``.
     client_states : ClientStateStore (default: a new in-memory store)
         Where stateful clients keep their state between rounds.
+    aggregator : callable (default: the weighted mean)
+        ``f(updates (C, d), weights (C,)) -> (d,)``: the aggregate stage's rule (a robust rule of
+        :mod:`fedsim.robustness.aggregators`, say).
+    byzantine : ByzantineClients or None (default: None)
+        Malicious clients; their rows of the received updates are replaced by their attack
+        before aggregation (omniscient attacks see the round's honest rows).
     """
 
     def __init__(
@@ -71,6 +78,8 @@ class FedAvg(Algorithm):
         server_lr_schedule: LRSchedule = LRSchedule(),
         local_work: LocalWork | None = None,
         client_states: ClientStateStore | None = None,
+        aggregator: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        byzantine: ByzantineClients | None = None,
     ) -> None:
         self.num_clients = num_clients
         self.clients_per_round = clients_per_round
@@ -83,6 +92,8 @@ class FedAvg(Algorithm):
         self.server_lr_schedule = server_lr_schedule
         self.local_work = local_work
         self.client_states = client_states if client_states is not None else ClientStateStore()
+        self.aggregator = aggregator
+        self.byzantine = byzantine
 
     def sample(self, rnd: int) -> list[int]:
         return self.participation(self.num_clients, torch_generator(self.seed, "sampling", rnd))
@@ -93,8 +104,14 @@ class FedAvg(Algorithm):
             return RoundMetrics(clients=0, train_loss=float("nan"), bytes_up=0, bytes_down=0)
         result = self.train_cohort(state, cohort, rnd, runtime)
         weights = aggregation_weights(result.num_samples, self.weighting)
-        state.params = self.server_update(state, weighted_mean(result.updates, weights), rnd)
+        state.params = self.server_update(state, self.aggregate(result.updates, weights), rnd)
         return self.round_metrics(result, weights, state.params.numel())
+
+    def aggregate(self, updates: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The aggregate stage: ``aggregator(updates, weights)``, by default ``sum_k p_k Delta_k``."""
+        if self.aggregator is None:
+            return weighted_mean(updates, weights)
+        return self.aggregator(updates, weights.to(updates.device)).to(updates.dtype)
 
     def round_task(self, rnd: int) -> ClientTask:
         """The client task of round ``rnd``: ``task`` with the scheduled client learning rate."""
@@ -118,6 +135,8 @@ class FedAvg(Algorithm):
         result = self.local_work.run_grouped(task, cohort, rnd, states, run) if self.local_work else run(task, cohort, states)
         for client, client_state in zip(result.clients, result.states):
             self.client_states.put(client, client_state)
+        if self.byzantine is not None:
+            result.updates = self.byzantine.corrupt(result.updates, result.clients, rnd)
         return result
 
     def lr_at(self, rnd: int) -> float:

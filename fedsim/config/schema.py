@@ -20,6 +20,7 @@ from fedsim.client.local import LocalSGD
 from fedsim.client.state import ClientStateStore
 from fedsim.client.task import ClientTask
 from fedsim.config.compression import CompressionConfig
+from fedsim.config.robustness import AggregatorConfig, RobustnessConfig
 from fedsim.config.decentralized import ChocoConfig, DPSGDConfig, GossipConfig, TopologySection
 from fedsim.data.federated import FederatedData
 from fedsim.errors import FedsimError
@@ -155,6 +156,7 @@ class FedAvgConfig(Section):
     server_lr_schedule: LRScheduleConfig = Field(default_factory=LRScheduleConfig)
     local_work: LocalWorkConfig | None = Field(None, description="Heterogeneous local work across clients")
     client_state_dir: str | None = Field(None, description="Spill per-client state to files in this folder")
+    aggregator: AggregatorConfig = Field(default_factory=AggregatorConfig, description="Server aggregation rule (robust rules)")
 
     def local_sgd(self) -> LocalSGD:
         return LocalSGD(
@@ -176,6 +178,7 @@ class FedAvgConfig(Section):
             server_lr_schedule=self.server_lr_schedule.build(self.rounds),
             local_work=self.local_work.build(ctx.seed) if self.local_work else None,
             client_states=ClientStateStore(self.client_state_dir, n) if self.client_state_dir else None,
+            aggregator=self.aggregator.build() if self.aggregator.kind != "mean" else None,
         )
 
     def build(self, ctx: BuildContext) -> Algorithm:
@@ -430,6 +433,17 @@ class ExperimentConfig(Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     privacy: PrivacyConfig | None = None
     flower: FlowerConfig = Field(default_factory=FlowerConfig)
+    robustness: RobustnessConfig | None = None
+
+    @model_validator(mode="after")
+    def _robust_aggregation_keeps_privacy(self) -> "ExperimentConfig":
+        # DP-Fed-LS calibrates its noise to the sensitivity of the sum of clipped updates; a robust
+        # rule has another sensitivity, so the reported epsilon would not hold.
+        kind = getattr(getattr(self.algorithm, "aggregator", None), "kind", "mean")
+        if kind != "mean" and self.privacy is not None:
+            raise PydanticCustomError("fedsim", "algorithm.aggregator: '{kind}' with privacy: the DP noise is calibrated to the "
+                                      "mean's sensitivity (allowed with privacy: mean)", {"kind": kind})
+        return self
 
     @model_validator(mode="after")
     def _privacy_has_a_private_algorithm(self) -> "ExperimentConfig":

@@ -10,7 +10,9 @@ Label flipping is data poisoning and works on labels instead (:func:`flip_labels
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -20,6 +22,8 @@ from fedsim.seeding import torch_generator
 
 __all__ = [
     "BYZANTINE_ATTACKS",
+    "ByzantineClients",
+    "poison_labels",
     "alie",
     "apply_attack",
     "byzantine_clients",
@@ -112,3 +116,49 @@ def apply_attack(updates: Tensor, malicious: Tensor, attack: str, generator: tor
     out = updates.clone()
     out[malicious] = BYZANTINE_ATTACKS[attack](updates[malicious], updates[~malicious], generator, **options).to(updates.dtype)
     return out
+
+
+def poison_labels(y: Tensor, client_indices: Sequence[Tensor], clients: Sequence[int], num_classes: int) -> Tensor:
+    """A copy of the training labels with the rows of ``clients`` flipped (:func:`flip_labels`)."""
+    y = y.clone()
+    for c in clients:
+        idx = client_indices[c].to(y.device)
+        y[idx] = flip_labels(y[idx], num_classes)
+    return y
+
+
+@dataclass(frozen=True)
+class ByzantineClients:
+    """The malicious clients of a federation and their attack.
+
+    Parameters
+    ----------
+    clients : tuple of int
+        Byzantine client ids (from :func:`byzantine_clients`).
+    attack : str
+        A key of :data:`BYZANTINE_ATTACKS`, or ``label_flip`` (data poisoning: the labels were
+        flipped once, before training, by :func:`poison_labels`; their updates are sent as is).
+    options : dict
+        The attack's keyword options.
+    seed : int
+        Root seed; round t's randomness is the ``(seed, "byzantine", t)`` stream.
+    """
+
+    clients: tuple[int, ...]
+    attack: str = "sign_flip"
+    options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.attack != "label_flip" and self.attack not in BYZANTINE_ATTACKS:
+            allowed = ", ".join([*BYZANTINE_ATTACKS, "label_flip"])
+            raise FedsimError(f"robustness.byzantine.attack: '{self.attack}' is unknown (allowed: {allowed})")
+
+    def mask(self, cohort: Sequence[int]) -> Tensor:
+        bad = set(self.clients)
+        return torch.tensor([c in bad for c in cohort], dtype=torch.bool)
+
+    def corrupt(self, updates: Tensor, cohort: Sequence[int], rnd: int) -> Tensor:
+        """The ``(C, d)`` matrix the server receives: Byzantine rows replaced by the attack."""
+        mask = self.mask(cohort).to(updates.device)
+        return apply_attack(updates, mask, self.attack, torch_generator(self.seed, "byzantine", rnd), **self.options)

@@ -98,3 +98,31 @@ def test_carlini_wagner_finds_small_misclassifying_perturbations() -> None:
     assert changed.any()
     assert (model.logits(params, adv[changed]).argmax(1) != y[changed]).all()
     assert adv.min() >= 0.0 and adv.max() <= 1.0
+
+
+def test_minimal_distance_on_a_linear_binary_model_is_the_margin_distance() -> None:
+    # For logits W x + b with two classes, the closest l2 adversarial point is at distance
+    # |margin| / ||w_1 - w_0||_2 and the l_inf one at |margin| / ||w_1 - w_0||_1 (no clamping).
+    from fedsim.robustness.evaluation import minimal_distance
+
+    model, params = linear(d=6, k=2, seed=4)
+    w, b = params[:12].view(2, 6), params[12:]
+    x = torch.randn(40, 6)
+    logits = model.logits(params, x)
+    y = logits.argmax(1)
+    margin = (logits[:, 0] - logits[:, 1]).abs()
+    for norm, dual in (("l2", 2), ("linf", 1)):
+        exact = margin / (w[1] - w[0]).norm(p=dual)
+        found = minimal_distance(model, params, x, y, norm=norm, eps_max=float(exact.max()) * 2, bisection_steps=14, pgd_steps=10)
+        assert torch.allclose(found, exact, rtol=0.02, atol=1e-3)
+
+
+def test_robust_accuracy_drops_with_eps_and_is_clean_at_zero() -> None:
+    from fedsim.robustness.evaluation import AttackSpec, robust_accuracy
+
+    model, params = linear(d=6, k=3, seed=5)
+    x = torch.rand(60, 6)
+    y = model.logits(params, x).argmax(1)
+    spec = AttackSpec("pgd", "linf", steps=10)
+    accs = [robust_accuracy(model, params, x, y, spec, eps) for eps in (0.0, 0.05, 0.2, 1.0)]
+    assert accs[0] == 1.0 and accs == sorted(accs, reverse=True) and accs[-1] < 0.2

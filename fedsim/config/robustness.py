@@ -1,0 +1,177 @@
+"""The ``robustness:`` section (training objective, robust evaluation, Byzantine clients) and
+``algorithm.aggregator``.
+
+Radii (``eps``) are in pixel units, fractions of the data range as in the decks; they are
+converted to input units with the training set's range (:func:`fedsim.robustness.evaluation.data_range`).
+
+Order of the client and server stages, and what it means for DP (enforced here):
+
+    client: local SGD on the robust objective -> update transforms (compression) -> clip (DP-Fed-LS)
+    attacker: a Byzantine client replaces what it sends (after everything it could have run)
+    server: robust aggregate of the received updates -> server step
+
+DP-Fed-LS adds Gaussian noise calibrated to the sensitivity ``G`` of the *sum* of clipped
+updates; a robust rule (median, Krum, ...) has a different sensitivity, so the accountant's
+epsilon would be wrong: a non-mean aggregator with a private algorithm is refused. The robust
+objective is client work before clipping, so it keeps the guarantee (privacy is governed by G).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+from fedsim.robustness.aggregators import AGGREGATORS, Aggregator
+from fedsim.robustness.byzantine import BYZANTINE_ATTACKS
+from fedsim.robustness.evaluation import AttackSpec
+from fedsim.robustness.training import AdversarialObjective, GradientNormObjective, Objective, TulipObjective
+
+__all__ = [
+    "AggregatorConfig",
+    "ByzantineConfig",
+    "RobustEvaluationConfig",
+    "RobustnessConfig",
+    "TrainingObjective",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AggregatorConfig(_Section):
+    """``algorithm.aggregator``: the server's aggregation rule (FedAvg family's aggregate stage)."""
+
+    kind: Literal[tuple(AGGREGATORS)] = "mean"  # type: ignore[valid-type]
+    assumed_fraction: float = Field(0.0, ge=0, lt=0.5, description="Byzantine fraction f/n the rule must tolerate")
+    tau: PositiveFloat | None = Field(None, description="centered_clipping: clipping radius")
+    iterations: PositiveInt | None = Field(None, description="centered_clipping / geometric_median iterations")
+    m: PositiveInt | None = Field(None, description="multi_krum: rows averaged (default n - f)")
+    trim: int | None = Field(None, ge=0, description="trimmed_mean: values dropped per side (default f)")
+
+    def build(self) -> Aggregator:
+        options = {k: v for k, v in (("tau", self.tau), ("iterations", self.iterations), ("m", self.m), ("trim", self.trim)) if v is not None}
+        return Aggregator(kind=self.kind, assumed_fraction=self.assumed_fraction, options=options)
+
+
+class AdversarialTraining(_Section):
+    kind: Literal["adversarial"] = "adversarial"
+    attack: Literal["fgsm", "fgm", "pgd"] = "fgsm"
+    norm: Literal["linf", "l2"] = "linf"
+    eps: NonNegativeFloat = Field(0.1, description="Radius in pixel units (fraction of the data range)")
+    steps: PositiveInt = 10
+    step_size: PositiveFloat | None = Field(None, description="PGD step in pixel units (default 2.5 eps / steps)")
+    random_start: bool = False
+    mix: float = Field(1.0, ge=0, le=1, description="Weight of the adversarial loss (1 - mix on the clean loss)")
+
+    def build(self, scale: float, bounds: tuple[float, float]) -> Objective:
+        return AdversarialObjective(
+            attack=self.attack, eps=self.eps * scale, norm=self.norm, steps=self.steps,
+            step_size=None if self.step_size is None else self.step_size * scale, random_start=self.random_start,
+            mix=self.mix, bounds=bounds,
+        )
+
+
+class GradientNormTraining(_Section):
+    kind: Literal["gradient_norm"] = "gradient_norm"
+    eps: NonNegativeFloat = Field(0.1, description="Penalty weight = radius in pixel units")
+    q: Literal[1, 2] = Field(2, description="1: J^1 (l_inf attacks), 2: J^2 (l_2 attacks)")
+
+    def build(self, scale: float, bounds: tuple[float, float]) -> Objective:
+        # l(x + eps a) ~ l(x) + eps ||grad_x l||_*, with eps in input units.
+        return GradientNormObjective(eps=self.eps * scale, q=self.q)
+
+
+class TulipTraining(_Section):
+    kind: Literal["tulip"] = "tulip"
+    eps: NonNegativeFloat = 0.1
+    lam: NonNegativeFloat = Field(0.1, description="Weight of the minibatch max of ||grad_x l||_2 (pixel units)")
+
+    def build(self, scale: float, bounds: tuple[float, float]) -> Objective:
+        return TulipObjective(eps=self.eps * scale, lam=self.lam * scale)
+
+
+TrainingObjective = Annotated[Union[AdversarialTraining, GradientNormTraining, TulipTraining], Field(discriminator="kind")]
+
+
+class EvalAttack(_Section):
+    attack: Literal["fgsm", "fgm", "pgd", "ifgsm", "cw"] = "pgd"
+    norm: Literal["linf", "l2"] = "linf"
+    eps: list[NonNegativeFloat] = Field(default_factory=lambda: [0.1], description="Radii in pixel units")
+    steps: PositiveInt = 20
+    random_start: bool = False
+
+    def spec(self) -> AttackSpec:
+        return AttackSpec(self.attack, self.norm, self.steps, self.random_start)
+
+
+class RobustEvaluationConfig(_Section):
+    """``robustness.evaluation``: robust metrics on evaluation rounds and in summary.json."""
+
+    attacks: list[EvalAttack] = Field(default_factory=lambda: [EvalAttack()])
+    distance_norms: list[Literal["linf", "l2"]] = Field(default_factory=lambda: ["l2"], description="Median minimal distance per norm")
+    samples: PositiveInt = Field(500, description="Test samples attacked (the first N)")
+    bisection_steps: PositiveInt = 8
+    per_round: bool = Field(False, description="Also add robust accuracy of the first attack to every evaluated round")
+
+    def attack_list(self) -> list[tuple[AttackSpec, list[float]]]:
+        return [(a.spec(), list(a.eps)) for a in self.attacks]
+
+
+class ByzantineConfig(_Section):
+    """``robustness.byzantine``: a seeded set of malicious clients and what they send."""
+
+    fraction: float = Field(0.0, ge=0, lt=1, description="Fraction of all clients that are Byzantine")
+    attack: Literal[tuple([*BYZANTINE_ATTACKS, "label_flip"])] = "sign_flip"  # type: ignore[valid-type]
+    scale: float | None = Field(None, description="sign_flip / scaling factor")
+    sigma: PositiveFloat | None = Field(None, description="gaussian: noise std")
+    z: float | None = Field(None, description="alie: z (default from n and f, Baruch et al. eq. 1)")
+    epsilon: float | None = Field(None, description="ipm: epsilon")
+
+    def options(self) -> dict[str, Any]:
+        names = {"sign_flip": ("scale",), "scaling": ("scale",), "gaussian": ("sigma",), "alie": ("z",), "ipm": ("epsilon",)}
+        return {k: getattr(self, k) for k in names.get(self.attack, ()) if getattr(self, k) is not None}
+
+
+class RobustnessConfig(_Section):
+    """``robustness:`` training objective, robust evaluation and Byzantine clients (all optional)."""
+
+    training: TrainingObjective | None = None
+    evaluation: RobustEvaluationConfig | None = None
+    byzantine: ByzantineConfig | None = None
+
+
+def attach(algorithm: Any, section: RobustnessConfig | None, data: Any, seed: int) -> None:
+    """Give a built algorithm the section's training objective and Byzantine clients.
+
+    The objective goes into the algorithm's client task (every FedAvg-family and decentralized
+    rule keeps it as ``algorithm.task``); Byzantine clients go to the FedAvg family's
+    ``byzantine`` slot. Label flipping poisons ``data.y_train`` in place, once, here.
+    """
+    import dataclasses
+
+    from fedsim.algorithms.fedavg import FedAvg
+    from fedsim.client.task import ClientTask
+    from fedsim.errors import FedsimError
+    from fedsim.robustness.byzantine import ByzantineClients, byzantine_clients, poison_labels
+    from fedsim.robustness.evaluation import data_range
+
+    if section is None:
+        return
+    name = type(algorithm).__name__
+    if section.training is not None:
+        task = getattr(algorithm, "task", None)
+        if not isinstance(task, ClientTask) or not task.vectorizable:
+            raise FedsimError(f"robustness.training: needs an algorithm whose clients run local SGD (fedavg family, dp_fed_ls, "
+                              f"d-psgd, choco); {name} has no such client task")
+        lo, hi = data_range(data.x_train)
+        algorithm.task = dataclasses.replace(task, objective=section.training.build(hi - lo, (lo, hi)))
+    byz = section.byzantine
+    if byz is not None and byz.fraction > 0:
+        if not isinstance(algorithm, FedAvg):
+            raise FedsimError(f"robustness.byzantine: supported for the server-based fedavg family, not {name}")
+        clients = byzantine_clients(data.num_clients, byz.fraction, seed)
+        algorithm.byzantine = ByzantineClients(tuple(clients), byz.attack, byz.options(), seed)
+        if byz.attack == "label_flip":
+            data.y_train = poison_labels(data.y_train, data.client_indices, clients, int(data.y_train.max()) + 1)

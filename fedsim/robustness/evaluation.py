@@ -1,0 +1,150 @@
+"""Robust evaluation: accuracy under an attack at given radii, and the minimal adversarial distance.
+
+The two metrics of the decks: robust accuracy under FGSM / IFGSM^20 / C&W at a radius (deck
+000's table) and the median l2 / l_inf distance to the closest adversarial example found plus
+the % error at a fixed radius (seed 001's "AT + Tulip" table). The minimal distance of a sample
+is found by bisection on the radius of a PGD attack (per sample, batched): the smallest eps in
+``[0, eps_max]`` at which PGD misclassifies it, to ``eps_max / 2^bisection_steps``; a sample the
+clean model already misclassifies has distance 0 and one PGD cannot break at ``eps_max`` has
+distance ``inf`` (so the median is an upper bound on the true minimal distance of the model:
+PGD is not exact).
+
+Radii here are in input units; :func:`data_range` gives the factor to convert from the data's
+natural [0, 1] pixel range (the decks' units).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from fedsim.errors import FedsimError
+from fedsim.robustness.attacks import NORMS, LogitModel, carlini_wagner_l2, fgm, pgd
+
+__all__ = ["ATTACKS", "AttackSpec", "attack_batch", "data_range", "minimal_distance", "robust_accuracy", "robust_report"]
+
+ATTACKS = ("fgsm", "fgm", "pgd", "ifgsm", "cw")
+
+
+def data_range(x: Tensor) -> tuple[float, float]:
+    """``(min, max)`` of the inputs: the clamp bounds, and ``max - min`` converts a pixel-unit eps
+    (a fraction of the data range, as in the decks) to input units for linearly normalized images."""
+    return float(x.min()), float(x.max())
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One attack of a robust evaluation (radii in input units).
+
+    ``ifgsm`` is deck 000's IFGSM^M (M = ``steps``): l_inf PGD without random start (step
+    2.5 eps / M, with the projection and clamping the slide omits). ``cw`` ignores ``eps`` for the
+    attack and counts a success only within ``eps`` in l2.
+    """
+
+    attack: str = "pgd"
+    norm: str = "linf"
+    steps: int = 20
+    random_start: bool = False
+    cw_c: float = 1.0
+    cw_lr: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.attack not in ATTACKS:
+            raise FedsimError(f"robustness.evaluation.attack: '{self.attack}' is unknown (allowed: {', '.join(ATTACKS)})")
+        if self.norm not in NORMS:
+            raise FedsimError(f"robustness.evaluation.norm: '{self.norm}' is unknown (allowed: {', '.join(NORMS)})")
+
+
+def attack_batch(
+    model: LogitModel, params: Tensor, x: Tensor, y: Tensor, spec: AttackSpec, eps: float | Tensor,
+    bounds: tuple[float, float] | None, generator: torch.Generator | None = None,
+) -> Tensor:
+    """Adversarial inputs for one batch under ``spec`` at radius ``eps``."""
+    if spec.attack == "fgsm":
+        return fgm(model, params, x, y, eps, "linf", bounds)
+    if spec.attack == "fgm":
+        return fgm(model, params, x, y, eps, "l2", bounds)
+    if spec.attack in ("pgd", "ifgsm"):
+        norm = "linf" if spec.attack == "ifgsm" else spec.norm
+        return pgd(model, params, x, y, eps, norm=norm, steps=spec.steps, random_init=spec.random_start and spec.attack == "pgd",
+                   generator=generator, bounds=bounds)
+    lo, hi = bounds if bounds is not None else (float(x.min()), float(x.max()))
+    adv = carlini_wagner_l2(model, params, x, y, c=spec.cw_c, steps=max(spec.steps, 1), lr=spec.cw_lr, bounds=(lo, hi))
+    dist = (adv - x).flatten(1).norm(dim=1)
+    e = eps if isinstance(eps, Tensor) else torch.full_like(dist, float(eps))
+    keep = (dist <= e).reshape(-1, *([1] * (x.dim() - 1)))
+    return torch.where(keep, adv, x)
+
+
+def robust_accuracy(
+    model: LogitModel, params: Tensor, x: Tensor, y: Tensor, spec: AttackSpec, eps: float,
+    bounds: tuple[float, float] | None = None, batch_size: int = 500, generator: torch.Generator | None = None,
+) -> float:
+    """Fraction of ``(x, y)`` classified correctly after ``spec``'s attack at radius ``eps``."""
+    params = params.detach()
+    correct = 0
+    for s in range(0, len(y), batch_size):
+        xb, yb = x[s : s + batch_size], y[s : s + batch_size]
+        adv = xb if eps == 0 else attack_batch(model, params, xb, yb, spec, eps, bounds, generator)
+        with torch.no_grad():
+            correct += int((model.logits(params, adv).argmax(1) == yb).sum())
+    return correct / len(y)
+
+
+def minimal_distance(
+    model: LogitModel, params: Tensor, x: Tensor, y: Tensor, *, norm: str = "l2", eps_max: float,
+    bisection_steps: int = 10, pgd_steps: int = 20, bounds: tuple[float, float] | None = None, batch_size: int = 500,
+) -> Tensor:
+    """Per-sample smallest PGD radius that misclassifies, by bisection (see the module docstring)."""
+    params = params.detach()
+    out = []
+    for s in range(0, len(y), batch_size):
+        xb, yb = x[s : s + batch_size], y[s : s + batch_size]
+
+        def fooled(eps: Tensor) -> Tensor:
+            adv = pgd(model, params, xb, yb, eps, norm=norm, steps=pgd_steps, bounds=bounds)
+            with torch.no_grad():
+                return model.logits(params, adv).argmax(1) != yb
+
+        with torch.no_grad():
+            wrong = model.logits(params, xb).argmax(1) != yb
+        hi = torch.full((len(yb),), float(eps_max), dtype=xb.dtype, device=xb.device)
+        lo = torch.zeros_like(hi)
+        reachable = fooled(hi)
+        for _ in range(bisection_steps):
+            mid = 0.5 * (lo + hi)
+            f = fooled(mid)
+            hi = torch.where(f, mid, hi)
+            lo = torch.where(f, lo, mid)
+        dist = torch.where(reachable, hi, torch.full_like(hi, float("inf")))
+        out.append(torch.where(wrong, torch.zeros_like(dist), dist))
+    return torch.cat(out)
+
+
+def robust_report(
+    model: LogitModel, params: Tensor, x: Tensor, y: Tensor, *, attacks: list[tuple[AttackSpec, list[float]]],
+    distance_norms: tuple[str, ...] = ("l2",), distance_max: dict[str, float] | None = None, bisection_steps: int = 10,
+    pgd_steps: int = 20, seed_generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """Clean accuracy, robust accuracy per attack and radius, median minimal distance per norm.
+
+    Radii and distances are in pixel units (fractions of the data range, :func:`data_range`);
+    keys read ``robust_acc/<attack>[_<norm>]/<eps>`` and ``median_distance/<norm>``.
+    """
+    bounds = data_range(x)
+    scale = bounds[1] - bounds[0]
+    with torch.no_grad():
+        clean = float((model.logits(params, x).argmax(1) == y).double().mean())
+    out: dict[str, float] = {"clean_acc": clean}
+    for spec, radii in attacks:
+        name = spec.attack + (f"_{spec.norm}" if spec.attack == "pgd" else "")
+        for eps in radii:
+            out[f"robust_acc/{name}/{eps:g}"] = robust_accuracy(model, params, x, y, spec, eps * scale, bounds, generator=seed_generator)
+    limits = {"l2": 10.0, "linf": 0.5, **(distance_max or {})}
+    for norm in distance_norms:
+        d = minimal_distance(model, params, x, y, norm=norm, eps_max=limits[norm] * scale, bisection_steps=bisection_steps,
+                             pgd_steps=pgd_steps, bounds=bounds)
+        out[f"median_distance/{norm}"] = float(d.median()) / scale
+    return out

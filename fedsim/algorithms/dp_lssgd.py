@@ -7,9 +7,11 @@ Privacy-Preserving ERM", https://arxiv.org/abs/1906.12056 (spec laplacian-smooth
 
     w^{t+1} = w^t - eta_t A_sigma^{-1} ( (1/(q n)) (sum_{i in B_t} clip_C(grad f_i(w^t)) + N(0, (z C)^2 I)) )
 
-Every example of every client joins the lot B_t independently with probability q (Poisson, so
-Opacus' accounting is exact), its gradient is clipped to norm C, the trusted server adds noise
-once to the sum, divides by the expected lot size q n, smooths (post-processing) and steps.
+Every example of every client joins the lot B_t independently with probability q (``poisson``:
+Opacus' accounting is exact), or the lot is a fixed q n examples drawn without replacement from
+all n (``uniform``: accounted by dp-accounting under replace-one adjacency, an RDP upper bound).
+Each gradient is clipped to norm C, the trusted server adds noise once to the sum, divides by
+the expected lot size q n, smooths (post-processing) and steps.
 sigma = 0 is DP-SGD. All clients take part in every round (parallel SGD with full
 participation), so the privacy unit is one training example and q is the only subsampling.
 Per-sample gradients come from ``torch.func.vmap`` over ``torch.func.grad``, computed in process
@@ -23,8 +25,10 @@ from torch.func import grad, vmap
 
 from fedsim.algorithms.base import Algorithm, RoundMetrics, ServerState
 from fedsim.algorithms.dp_fed_ls import Smoothing, budget_stop_reason
+from fedsim.errors import FedsimError
 from fedsim.models.functional import FunctionalModel
 from fedsim.privacy.accountant import PrivacyAccountant
+from fedsim.privacy.analysis import cohort_size
 from fedsim.privacy.clipping import clip_l2
 from fedsim.privacy.mechanism import add_gaussian_noise
 from fedsim.privacy.smoothing import smooth_flat
@@ -68,13 +72,21 @@ class DPLSSGD(Algorithm):
     budget : float or None (default: None)
         Stop before the round whose epsilon would exceed it.
     seed : int (default: 0)
-        Lots come from ``(seed, "dp_lot", round, client)``, noise from ``(seed, "dp_noise", round)``.
+        Poisson lots come from ``(seed, "dp_lot", round, client)``, fixed-size lots from
+        ``(seed, "dp_lot", round)``, noise from ``(seed, "dp_noise", round)``.
+    sampling : {"poisson", "uniform"} (default: "poisson")
+        Poisson lots (rate q) or fixed-size lots of round(q n) examples without replacement; must
+        match the accountant's sampling.
     """
 
     def __init__(self, *, lr: float, sample_rate: float, noise_multiplier: float, clip_norm: float,
                  accountant: PrivacyAccountant, num_samples: int, smoothing: Smoothing = Smoothing(),
                  weight_decay: float = 0.0, lr_decay: str = "constant", budget: float | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, sampling: str = "poisson") -> None:
+        if sampling not in ("poisson", "uniform") or accountant.sampling != sampling:
+            raise FedsimError(f"dp_lssgd: lots are sampled {sampling!r} but the accountant accounts "
+                              f"{accountant.sampling!r} sampling; they must agree (poisson or uniform)")
+        self.sampling = sampling
         self.lr = lr
         self.sample_rate = sample_rate
         self.noise_multiplier = noise_multiplier
@@ -91,14 +103,26 @@ class DPLSSGD(Algorithm):
         return budget_stop_reason(self.accountant, self.budget, noise_multiplier=self.noise_multiplier,
                                   sample_rate=self.sample_rate, steps=1, done=rnd)
 
+    def _fixed_lot(self, rnd: int, sizes: list[int]) -> list[torch.Tensor]:
+        """Per-client masks of one lot of round(q n) examples drawn without replacement from all n."""
+        n = sum(sizes)
+        lot = torch.randperm(n, generator=torch_generator(self.seed, "dp_lot", rnd))[:cohort_size(self.sample_rate, n)]
+        chosen = torch.zeros(n, dtype=torch.bool)
+        chosen[lot] = True
+        return list(torch.split(chosen, sizes))
+
     def clipped_sum(self, params: torch.Tensor, rnd: int, runtime: Runtime) -> tuple[torch.Tensor, int, float]:
-        """Sum of clipped per-sample gradients over this round's Poisson lot, its size and mean loss."""
+        """Sum of clipped per-sample gradients over this round's lot, its size and mean loss."""
         data, model = runtime.data, runtime.model
         total, lot, loss_sum = torch.zeros_like(params), 0, 0.0
+        fixed = self._fixed_lot(rnd, [int(s) for s in data.client_sizes()]) if self.sampling == "uniform" else None
         for client in range(data.num_clients):
             x, y = data.client_data(client)
-            gen = torch_generator(self.seed, "dp_lot", rnd, client)
-            members = (torch.rand(len(y), generator=gen) < self.sample_rate).to(y.device)
+            if fixed is not None:
+                members = fixed[client].to(y.device)
+            else:
+                gen = torch_generator(self.seed, "dp_lot", rnd, client)
+                members = (torch.rand(len(y), generator=gen) < self.sample_rate).to(y.device)
             if not bool(members.any()):
                 continue
             xb, yb = x[members], y[members]

@@ -282,11 +282,14 @@ class PrivacyConfig(Section):
     def resolve_delta(self, units: int) -> float:
         return self.delta if self.delta is not None else units ** -1.1
 
-    def resolve_noise(self, *, sample_rate: float, steps: int, delta: float) -> float:
+    def resolve_noise(self, *, sample_rate: float, steps: int, delta: float, sampling: str = "poisson",
+                      population: int | None = None) -> float:
+        # Calibrated with the analysis the ledger will use (same sampling scheme and adjacency).
         if self.noise_multiplier is not None:
             return self.noise_multiplier
         return calibrate_noise_multiplier(target_epsilon=self.target_epsilon, delta=delta, sample_rate=sample_rate,
-                                          steps=steps, accountant=self.accountant)
+                                          steps=steps, accountant=self.accountant, sampling=sampling,
+                                          population=population)
 
 
 class DPFedLSConfig(FedAvgConfig):
@@ -306,10 +309,11 @@ class DPFedLSConfig(FedAvgConfig):
         k = ctx.data.num_clients
         q = kwargs["participation"].expected_size(k) / k
         delta = priv.resolve_delta(k)
-        z = priv.resolve_noise(sample_rate=q, steps=self.rounds, delta=delta)
+        sampling = self.participation.kind
+        z = priv.resolve_noise(sample_rate=q, steps=self.rounds, delta=delta, sampling=sampling, population=k)
         local = replace(self.local_sgd(), clip_radius=priv.clip_norm if priv.clip_mode == "every_step" else None)
         kwargs.update(task=ClippedClientTask(local, clip_norm=priv.clip_norm), weighting="uniform")
-        accountant = PrivacyAccountant(delta=delta, accountant=priv.accountant, sampling=self.participation.kind, unit="user")
+        accountant = PrivacyAccountant(delta=delta, accountant=priv.accountant, sampling=sampling, unit="user", population=k)
         return DPFedLS(noise_multiplier=z, accountant=accountant, smoothing=Smoothing(self.ls_sigma, self.ls_order, self.ls_mode),
                        denominator=priv.denominator, budget=priv.budget, **kwargs)
 
@@ -320,6 +324,7 @@ class DPLSSGDConfig(Section):
     kind: Literal["dp_lssgd"] = "dp_lssgd"
     rounds: PositiveInt = 100
     batch_size: PositiveInt = Field(128, description="Expected lot size; each example joins a round with q = batch_size / n")
+    sampling: Literal["poisson", "uniform"] = Field("poisson", description="poisson lots (rate q) or fixed-size lots of batch_size without replacement (replace-one accounting)")
     lr: PositiveFloat = 0.1
     lr_decay: Literal["constant", "inverse"] = Field("constant", description="inverse: lr / t, the slides' step size 1/t")
     weight_decay: NonNegativeFloat = 0.0
@@ -336,11 +341,13 @@ class DPLSSGDConfig(Section):
             raise FedsimError(f"algorithm.batch_size: {self.batch_size} exceeds the {n} training examples")
         q = self.batch_size / n
         delta = priv.resolve_delta(n)
-        z = priv.resolve_noise(sample_rate=q, steps=self.rounds, delta=delta)
-        return DPLSSGD(lr=self.lr, sample_rate=q, noise_multiplier=z, clip_norm=priv.clip_norm,
-                       accountant=PrivacyAccountant(delta=delta, accountant=priv.accountant, sampling="poisson", unit="sample"),
+        z = priv.resolve_noise(sample_rate=q, steps=self.rounds, delta=delta, sampling=self.sampling, population=n)
+        accountant = PrivacyAccountant(delta=delta, accountant=priv.accountant, sampling=self.sampling, unit="sample",
+                                       population=n)
+        return DPLSSGD(lr=self.lr, sample_rate=q, noise_multiplier=z, clip_norm=priv.clip_norm, accountant=accountant,
                        num_samples=n, smoothing=Smoothing(self.ls_sigma, self.ls_order, self.ls_mode),
-                       weight_decay=self.weight_decay, lr_decay=self.lr_decay, budget=priv.budget, seed=ctx.seed)
+                       weight_decay=self.weight_decay, lr_decay=self.lr_decay, budget=priv.budget, seed=ctx.seed,
+                       sampling=self.sampling)
 
 
 AlgorithmSection = Annotated[

@@ -1,10 +1,20 @@
 """Pure privacy analysis: epsilon of the subsampled Gaussian mechanism, closed forms, slide theorems.
 
-No state lives here (the stateful bookkeeping is :mod:`fedsim.privacy.accountant`). Numerical
-accounting is Opacus': RDP (Mironov 2017; Mironov, Talwar, Zhang arXiv:1908.10530 for the
-sampled Gaussian, with the conversion of Balle et al. 2020, Theorem 21 of arXiv:1905.09982) or
-PRV (Gopi, Lee, Wutschitz 2021, arXiv:2106.02848). Both assume Poisson sampling with rate q and
-add/remove-one adjacency (sensitivity = the clip bound G).
+No state lives here (the stateful bookkeeping is :mod:`fedsim.privacy.accountant`). Each
+sampling scheme is accounted by a library analysis made for it:
+
+* ``poisson`` (each unit joins a step independently with probability q) and ``full`` (q = 1):
+  Opacus' RDP (Mironov 2017; Mironov, Talwar, Zhang arXiv:1908.10530 for the sampled Gaussian,
+  with the conversion of Balle et al. 2020, Theorem 21 of arXiv:1905.09982) or PRV (Gopi, Lee,
+  Wutschitz 2021, arXiv:2106.02848), under add/remove-one adjacency: the l2 sensitivity of a
+  sum of updates clipped to G is G, so the Gaussian's noise multiplier is z.
+* ``uniform`` (a fixed number m = round(q N) of the N units, drawn without replacement): Google's
+  ``dp-accounting`` RDP of ``SampledWithoutReplacementDpEvent`` (Wang, Balle, Kasiviswanathan,
+  AISTATS 2019, arXiv:1808.00087, Theorem 27), which holds under replace-one adjacency (N is
+  public, one unit is substituted). Substituting one clipped update moves the sum by up to 2G,
+  so the Gaussian event gets noise multiplier z / 2. This is an upper bound on the RDP, not its
+  exact value; ``dp-accounting``'s PLD accountant has no analysis of this event, so ``prv`` is
+  refused for it.
 
 The two theorems printed on the slides are available only with a feasibility flag; neither is
 ever used to set noise silently (spec laplacian-smoothing-dp-fed-ls.md §2.2, §3.3).
@@ -15,15 +25,25 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
 from fedsim.errors import FedsimError
 from fedsim.privacy.mechanism import check_noise_multiplier
 
+if TYPE_CHECKING:
+    import dp_accounting
+    import dp_accounting.rdp
+
 __all__ = [
     "ACCOUNTANTS",
+    "SAMPLINGS",
+    "ADJACENCY",
+    "SENSITIVITY",
+    "check_sampling",
+    "check_scheme",
+    "cohort_size",
     "RDP_ORDERS",
     "check_delta",
     "check_sample_rate",
@@ -31,6 +51,8 @@ __all__ = [
     "check_accountant",
     "compute_epsilon",
     "epsilon_from_history",
+    "wor_event",
+    "wor_rdp_accountant",
     "rdp_full_batch",
     "gaussian_exact_epsilon",
     "SlideNoise",
@@ -39,6 +61,11 @@ __all__ = [
 ]
 
 ACCOUNTANTS = ("rdp", "prv")
+SAMPLINGS = ("poisson", "uniform", "full")
+#: The neighbouring relation each sampling scheme's analysis holds under.
+ADJACENCY = {"poisson": "add/remove-one", "full": "add/remove-one", "uniform": "replace-one"}
+#: l2 sensitivity of the sum of updates clipped to G, in units of G, under that relation.
+SENSITIVITY = {"poisson": 1.0, "full": 1.0, "uniform": 2.0}
 
 # Opacus' default orders, extended upwards: small target epsilons at delta = 1e-5 (the DP-LSSGD
 # table goes down to 0.10) need orders above 63, and extra orders can only tighten the bound.
@@ -80,8 +107,36 @@ def check_accountant(accountant: str) -> str:
     return accountant
 
 
+def check_sampling(sampling: str) -> str:
+    """``sampling`` if it is one of :data:`SAMPLINGS`."""
+    if sampling not in SAMPLINGS:
+        raise FedsimError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
+    return sampling
+
+
+def cohort_size(sample_rate: float, population: int | None) -> int:
+    """m = round(q N): the fixed number of units sampled without replacement per step."""
+    if population is None or int(population) != population or population < 1:
+        raise FedsimError(f"uniform sampling needs the population size N (--population; in a run the number of clients "
+                          f"or examples), a whole number >= 1, got {population}")
+    m = round(check_sample_rate(sample_rate) * int(population))
+    if m < 1:
+        raise FedsimError(f"uniform sampling: round(q N) = round({sample_rate} * {population}) = 0 units per step")
+    return int(m)
+
+
+def check_scheme(sampling: str, accountant: str, entries: Sequence[tuple[float, float, int]]) -> None:
+    check_sampling(sampling)
+    check_accountant(accountant)
+    if sampling == "full" and any(q != 1 for _, q, _ in entries):
+        raise FedsimError("sampling 'full' means q = 1 (every unit in every step); use poisson or uniform for q < 1")
+    if sampling == "uniform" and accountant != "rdp":
+        raise FedsimError(f"privacy.accountant / --accountant {accountant!r} has no analysis of sampling without "
+                          "replacement (dp-accounting's PLD covers Poisson sampling only); use rdp, or Poisson sampling")
+
+
 # ---------------------------------------------------------------------------------------------
-# NUMERICAL ACCOUNTING (Opacus)
+# NUMERICAL ACCOUNTING (Opacus for Poisson and q = 1, dp-accounting for sampling without replacement)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -92,14 +147,49 @@ def _rdp_per_step(noise_multiplier: float, sample_rate: float) -> np.ndarray:
     return np.asarray(compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=1, orders=list(RDP_ORDERS)))
 
 
-def epsilon_from_history(history: Iterable[tuple[float, float, int]], *, delta: float, accountant: str = "rdp") -> float:
+def wor_event(*, noise_multiplier: float, cohort: int, population: int, steps: int = 1) -> "dp_accounting.DpEvent":
+    """``steps`` Gaussian releases on a cohort of ``cohort`` of ``population`` units drawn without replacement.
+
+    The event ``dp-accounting`` accounts under replace-one adjacency: its Gaussian carries the
+    noise multiplier relative to the replace-one sensitivity 2G, i.e. z / 2.
+    """
+    import dp_accounting
+
+    gauss = dp_accounting.GaussianDpEvent(noise_multiplier / SENSITIVITY["uniform"])
+    return dp_accounting.SelfComposedDpEvent(
+        dp_accounting.SampledWithoutReplacementDpEvent(int(population), int(cohort), gauss), int(steps))
+
+
+def wor_rdp_accountant() -> "dp_accounting.rdp.RdpAccountant":
+    """A fresh ``dp-accounting`` RDP accountant over :data:`RDP_ORDERS` under replace-one adjacency."""
+    import dp_accounting
+    from dp_accounting.rdp import RdpAccountant
+
+    return RdpAccountant(orders=list(RDP_ORDERS), neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE)
+
+
+@lru_cache(maxsize=64)
+def _wor_rdp_per_step(noise_multiplier: float, cohort: int, population: int) -> np.ndarray:
+    # RDP is additive over steps, so one step's curve, cached, serves every round's epsilon
+    # (dp-accounting recomputes the O(alpha^2) bound on every compose, ~0.5 s on this machine).
+    acc = wor_rdp_accountant()
+    acc.compose(wor_event(noise_multiplier=noise_multiplier, cohort=cohort, population=population))
+    return np.asarray(acc._rdp, dtype=float)  # noqa: SLF001 -- no public getter for the RDP curve
+
+
+def epsilon_from_history(history: Iterable[tuple[float, float, int]], *, delta: float, accountant: str = "rdp",
+                         sampling: str = "poisson", population: int | None = None) -> float:
     """Epsilon after composing the history ``[(noise_multiplier, sample_rate, steps), ...]``.
 
     Args:
-        history: run-length encoded steps of the Poisson-subsampled Gaussian mechanism.
+        history: run-length encoded steps of the subsampled Gaussian mechanism.
         delta: target delta in (0, 1).
-        accountant: ``rdp`` (Opacus' RDPAccountant over :data:`RDP_ORDERS`) or ``prv`` (Opacus'
-            PRVAccountant; its upper bound, as Opacus returns).
+        accountant: ``rdp`` or ``prv`` (Opacus' PRVAccountant; its upper bound, as Opacus
+            returns; Poisson and full sampling only).
+        sampling: ``poisson`` (rate q) and ``full`` (q = 1), add/remove-one adjacency, Opacus;
+            ``uniform`` (round(q N) of N units without replacement), replace-one adjacency,
+            dp-accounting's RDP over :data:`RDP_ORDERS`.
+        population: N, the number of privacy units; required by ``uniform``.
 
     Returns:
         Epsilon; 0 for an empty history, ``inf`` if any step had zero noise.
@@ -107,14 +197,22 @@ def epsilon_from_history(history: Iterable[tuple[float, float, int]], *, delta: 
     from opacus.accountants import create_accountant
 
     delta = check_delta(delta)
-    check_accountant(accountant)
     entries = [(check_noise_multiplier(z), check_sample_rate(q), check_steps(t)) for z, q, t in history]
+    check_scheme(sampling, accountant, entries)
+    if sampling == "uniform":
+        for _, q, _ in entries:  # a bad population is an error even before the first step
+            cohort_size(q, population)
     entries = [e for e in entries if e[2] > 0]
     if not entries:
         return 0.0
     if any(z == 0 for z, _, _ in entries):
         return math.inf
-    if accountant == "rdp":
+    if sampling == "uniform":
+        from dp_accounting.rdp.rdp_privacy_accountant import compute_epsilon as rdp_to_dp
+
+        rdp = sum(t * _wor_rdp_per_step(z, cohort_size(q, population), int(population)) for z, q, t in entries)
+        eps, _ = rdp_to_dp(list(RDP_ORDERS), rdp, delta)
+    elif accountant == "rdp":
         # Opacus' RDPAccountant computes sum_i steps_i * rdp(z_i, q_i); caching the per-step
         # curve keeps a per-round epsilon cheap over thousands of rounds.
         from opacus.accountants.analysis.rdp import get_privacy_spent
@@ -132,13 +230,15 @@ def epsilon_from_history(history: Iterable[tuple[float, float, int]], *, delta: 
 
 
 def compute_epsilon(*, noise_multiplier: float, sample_rate: float, steps: int, delta: float,
-                    accountant: str = "rdp") -> float:
-    """Epsilon of ``steps`` Poisson-subsampled Gaussian steps at rate q and noise multiplier z.
+                    accountant: str = "rdp", sampling: str = "poisson", population: int | None = None) -> float:
+    """Epsilon of ``steps`` subsampled Gaussian steps at rate q and noise multiplier z.
 
     User-level DP-Fed-LS: q = clients sampled per round / K, one step per round, z = noise std
-    on the sum / G. Sample-level DP-SGD: q = batch / n, one step per minibatch.
+    on the sum / G. Sample-level DP-SGD: q = batch / n, one step per minibatch. ``sampling`` and
+    ``population`` as in :func:`epsilon_from_history`.
     """
-    return epsilon_from_history([(noise_multiplier, sample_rate, steps)], delta=delta, accountant=accountant)
+    return epsilon_from_history([(noise_multiplier, sample_rate, steps)], delta=delta, accountant=accountant,
+                                sampling=sampling, population=population)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -59,21 +59,39 @@ def _membership(cfg: Any, params: torch.Tensor, members: int, seed: int) -> dict
     return {"auc": res.auc, "accuracy": res.accuracy, "threshold": res.threshold, "members": k}
 
 
+def _recompute(led: dict[str, Any], history: list[tuple]) -> float:
+    """The ledger's epsilon recomputed off fedsim's path, by the library with its default settings."""
+    if led.get("sampling") == "uniform":
+        import dp_accounting
+        from dp_accounting.rdp import RdpAccountant
+
+        acc = RdpAccountant(neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE)
+        n = int(led["population"])
+        for z, q, t in history:
+            # Replace-one sensitivity of a sum clipped to G is 2G: the Gaussian has multiplier z / 2.
+            event = dp_accounting.SampledWithoutReplacementDpEvent(n, round(float(q) * n),
+                                                                   dp_accounting.GaussianDpEvent(float(z) / 2))
+            acc.compose(dp_accounting.SelfComposedDpEvent(event, int(t)))
+        return float(acc.get_epsilon(led["delta"]))
+    from opacus.accountants import create_accountant
+
+    opacus = create_accountant(led["accountant"])
+    opacus.history = [(float(z), float(q), int(t)) for z, q, t in history]
+    return float(opacus.get_epsilon(delta=led["delta"]))
+
+
 def audit_run(run_dir: str | Path, *, canaries: int | None = None, confidence: float = 0.95,
               members: int = 5000) -> dict[str, Any]:
     """The three audit numbers side by side, as a JSON-ready dict."""
-    from opacus.accountants import create_accountant
-
     run_dir = Path(run_dir)
     summary, cfg, params = _read(run_dir)
     led = summary["privacy"]
     history = [tuple(h) for h in led["history"]]
-    # Independent of fedsim's own path: Opacus' accountant with its default settings.
-    acc = create_accountant(led["accountant"])
-    acc.history = [(float(z), float(q), int(t)) for z, q, t in history]
-    recomputed = float(acc.get_epsilon(delta=led["delta"])) if history and all(z > 0 for z, _, _ in history) else math.inf
+    private = bool(history) and all(z > 0 for z, _, _ in history)
+    recomputed = _recompute(led, history) if private else math.inf
     accounted = {"epsilon_ledger": led["epsilon"] if led["epsilon"] is not None else math.inf,
                  "epsilon_recomputed": recomputed, "delta": led["delta"], "accountant": led["accountant"],
+                 "analysis": led.get("analysis"), "sampling": led.get("sampling"), "adjacency": led.get("adjacency"),
                  "steps": led["steps"], "note": led["note"]}
     if len({(z, q) for z, q, _ in history}) != 1:
         raise FedsimError(f"{run_dir}: the canary audit needs one (noise multiplier, sample rate) for the whole run")

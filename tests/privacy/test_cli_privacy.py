@@ -19,13 +19,13 @@ def test_epsilon_json():
     assert out["epsilon"] == pytest.approx(7.32911117143, abs=5e-8) and out["exact"]
 
 
-def test_noise_json_round_trips_and_uniform_is_labelled():
+def test_noise_json_round_trips_and_poisson_is_labelled():
     res = runner.invoke(app, ["noise", "--target-epsilon", "8", "--sample-rate", "0.04", "--steps", "2000",
-                              "--delta", "1e-5", "--json", "--sampling", "uniform"])
+                              "--delta", "1e-5", "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["noise_multiplier"] == pytest.approx(1.3562, abs=5e-5) and out["epsilon"] <= 8
-    assert not out["exact"] and "approximate" in out["note"]
+    assert out["exact"] and out["adjacency"] == "add/remove-one" and out["sampling"] == "poisson"
 
 
 def test_text_output_and_bad_delta():

@@ -37,9 +37,11 @@ def test_smoothing_changes_the_model_not_epsilon(tmp_path):
     assert not torch.allclose(a.params, b.params)
     assert [r["epsilon"] for r in a.history] == [r["epsilon"] for r in b.history]
     pa, pb = a.summary["privacy"], b.summary["privacy"]
+    # 5 of 40 clients without replacement: replace-one accounting (dp-accounting), an RDP upper bound.
     assert pa["epsilon"] == pb["epsilon"] == compute_epsilon(noise_multiplier=1.0, sample_rate=5 / 40, steps=2,
-                                                             delta=40 ** -1.1)
-    assert pa["delta"] == pytest.approx(40 ** -1.1) and not pa["exact"] and "approximate" in pa["note"]
+                                                             delta=40 ** -1.1, sampling="uniform", population=40)
+    assert pa["delta"] == pytest.approx(40 ** -1.1) and not pa["exact"] and "upper bound" in pa["note"]
+    assert (pa["sampling"], pa["adjacency"], pa["cohort_size"]) == ("uniform", "replace-one", 5)
 
 
 def test_server_noise_std_is_z_g_over_m(tmp_path):
@@ -70,8 +72,19 @@ def test_target_epsilon_calibrates_and_poisson_is_exact(tmp_path):
     assert res.history[-1]["epsilon"] == led["epsilon"]
 
 
+def test_target_epsilon_with_fixed_cohorts_is_calibrated_by_the_ledgers_analysis(tmp_path):
+    res = run(dp_config(tmp_path, {"noise_multiplier": None, "target_epsilon": 6.0}, rounds=2))
+    led = res.summary["privacy"]
+    assert led["sampling"] == "uniform" and 6.0 * 0.9 <= led["epsilon"] <= 6.0
+    assert led["epsilon"] == compute_epsilon(noise_multiplier=led["noise_multiplier"], sample_rate=5 / 40, steps=2,
+                                             delta=40 ** -1.1, sampling="uniform", population=40)
+    poisson = compute_epsilon(noise_multiplier=led["noise_multiplier"], sample_rate=5 / 40, steps=2, delta=40 ** -1.1)
+    assert poisson < led["epsilon"]  # the old Poisson calibration would have under-noised this run
+
+
 def test_budget_stops_before_it_is_exceeded(tmp_path, cli):
-    eps = [compute_epsilon(noise_multiplier=1.0, sample_rate=5 / 40, steps=t, delta=40 ** -1.1) for t in range(1, 8)]
+    eps = [compute_epsilon(noise_multiplier=1.0, sample_rate=5 / 40, steps=t, delta=40 ** -1.1, sampling="uniform",
+                           population=40) for t in range(1, 8)]
     budget = (eps[2] + eps[3]) / 2  # three rounds fit, the fourth would exceed it
     cfg = dp_config(tmp_path, {"budget": budget}, rounds=6)
     path = tmp_path / "exp.yaml"
@@ -90,7 +103,10 @@ def test_budget_stops_before_it_is_exceeded(tmp_path, cli):
     (lambda c: c["privacy"].update(target_epsilon=2.0), "exactly one of noise_multiplier and target_epsilon"),
     (lambda c: c["algorithm"].update(kind="fedavg", weighting="samples", ls_sigma=None) or c["algorithm"].pop("ls_sigma"),
      "privacy: needs a private algorithm.kind"),
-    (lambda c: c["privacy"].update(noise_multiplier=None, target_epsilon=1e-9, delta=1e-5), "unreachable"),
+    # Opacus' (eps, delta) conversion has a floor above 1e-9 (dp-accounting's reaches 0 as z grows).
+    (lambda c: c["privacy"].update(noise_multiplier=None, target_epsilon=1e-9, delta=1e-5)
+     or c["algorithm"].update(participation={"kind": "poisson", "q": 0.125}), "unreachable"),
+    (lambda c: c["privacy"].update(accountant="prv"), "privacy.accountant"),
 ])
 def test_bad_privacy_config_is_one_line(tmp_path, cli, mutate, needle):
     cfg = dp_config(tmp_path, ls_sigma=1.0)

@@ -51,3 +51,15 @@ def test_smoothing_is_free_and_the_ledger_is_sample_level(tmp_path):
         assert ledger["unit"] == "sample" and ledger["exact"] and ledger["sample_rate"] == pytest.approx(0.2)
     assert eps[0] == eps[1]
     assert eps[0][-1] == compute_epsilon(noise_multiplier=1.2, sample_rate=0.2, steps=2, delta=1e-3)
+
+
+def test_fixed_size_lots_are_exactly_the_batch_and_accounted_without_replacement(tmp_path):
+    exp = experiment(tmp_path, {"noise_multiplier": 1.2, "delta": 1e-3}, sampling="uniform")
+    state = exp.algorithm.init(exp.initial_params)
+    lots = [exp.algorithm.round(state, r, exp.runtime).extra["lot_size"] for r in range(2)]
+    assert lots == [20.0, 20.0]
+    ledger = exp.algorithm.summary()["privacy"]
+    assert (ledger["sampling"], ledger["adjacency"], ledger["cohort_size"], ledger["exact"]) == (
+        "uniform", "replace-one", 20, False)
+    assert ledger["epsilon"] == compute_epsilon(noise_multiplier=1.2, sample_rate=0.2, steps=2, delta=1e-3,
+                                                sampling="uniform", population=100)

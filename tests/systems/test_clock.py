@@ -118,3 +118,19 @@ def test_event_queue_is_deterministic_with_ties_in_insertion_order():
     assert [q.pop()[1] for _ in range(len(q))] == ["d", "b", "e", "a", "c"]
     with pytest.raises(ValueError):
         q.push(math.inf, "x")
+
+
+def test_staleness_weights_match_the_papers_formulas():
+    from fedsim.systems.staleness import STALENESS_RULES, hinge_staleness, polynomial_staleness
+
+    s = torch.arange(0, 12)
+    assert torch.equal(STALENESS_RULES["constant"](s), torch.ones(12, dtype=torch.float64))
+    for a in (0.5, 1.0, 2.0):
+        assert polynomial_staleness(s, a).tolist() == pytest.approx([(k + 1) ** -a for k in range(12)])
+    expected = [1.0 if k <= 4 else 1.0 / (10 * (k - 4) + 1) for k in range(12)]
+    assert hinge_staleness(s, a=10, b=4).tolist() == pytest.approx(expected)
+    assert STALENESS_RULES["sqrt"](s).tolist() == pytest.approx([1 / math.sqrt(1 + k) for k in range(12)])
+    # every rule weighs a fresh update fully and never increases with staleness
+    for rule in STALENESS_RULES.values():
+        w = rule(s)
+        assert w[0] == 1.0 and bool((w[1:] <= w[:-1]).all())

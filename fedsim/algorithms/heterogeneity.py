@@ -83,13 +83,4 @@ class LocalWork:
 def merge_cohort_results(parts: Sequence[CohortResult]) -> CohortResult:
     """Join the groups' results and put the rows back in ascending client id."""
     joined = CohortResult.concat(parts)
-    order = sorted(range(len(joined.clients)), key=joined.clients.__getitem__)
-    index = torch.tensor(order)
-    return CohortResult(
-        clients=[joined.clients[i] for i in order],
-        updates=joined.updates[index.to(joined.updates.device)],
-        num_samples=joined.num_samples[index],
-        train_loss=joined.train_loss[index],
-        bits_up=joined.bits_up[index],
-        states=[joined.states[i] for i in order],
-    )
+    return joined.select(sorted(range(len(joined.clients)), key=joined.clients.__getitem__))

@@ -54,6 +54,7 @@ class ClientResult:
     num_samples: int
     train_loss: float
     bits_up: int
+    steps: int
     state: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
@@ -118,4 +119,4 @@ def train_client(
         task.objective, ctx.generator("objective") if task.objective is not None else None,
     )
     update, bits = task.finish(local.params - params, local.steps, state, broadcast, ctx.generator("client_transform"))
-    return ClientResult(update, len(y), local.loss, bits, state)
+    return ClientResult(update, len(y), local.loss, bits, local.steps, state)

@@ -163,6 +163,7 @@ class FlowerRuntime(Runtime):
                         int(meta["num-samples"][i]),
                         float(meta["train-loss"][i]),
                         int(meta["bits-up"][i]),
+                        int(meta["steps"][i]),
                         {k[len(prefix):]: v for k, v in new_states.items() if k.startswith(prefix)},
                     ),
                 )
@@ -259,7 +260,7 @@ def train_hosted_clients(
     broadcast = msg.content[BROADCAST].to_torch_state_dict()
     stored = context.state[STATES].to_torch_state_dict() if STATES in context.state else {}
 
-    clients, updates, sizes, losses, bits, new_states = [], [], [], [], [], {}
+    clients, updates, sizes, losses, bits, steps, new_states = [], [], [], [], [], [], {}
     for client in hosted(sent, pid, num):
         start = params if params.dim() == 1 else params[sent.index(client)]
         prefix = f"{client}/"
@@ -275,6 +276,7 @@ def train_hosted_clients(
         sizes.append(result.num_samples)
         losses.append(result.train_loss)
         bits.append(result.bits_up)
+        steps.append(result.steps)
 
     context.state[STATES] = ArrayRecord(stored)
     dim = params.shape[-1]
@@ -290,6 +292,7 @@ def train_hosted_clients(
                     "num-samples": sizes,
                     "train-loss": losses,
                     "bits-up": bits,
+                    "steps": steps,
                 }
             ),
         }

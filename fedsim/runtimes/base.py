@@ -25,6 +25,7 @@ class CohortResult:
     num_samples: torch.Tensor  # (C,)
     train_loss: torch.Tensor  # (C,)
     bits_up: torch.Tensor  # (C,) int64
+    steps: torch.Tensor  # (C,) int64: local SGD steps each client took
     states: list[dict[str, torch.Tensor]]
 
     @classmethod
@@ -36,6 +37,7 @@ class CohortResult:
             num_samples=torch.tensor([r.num_samples for r in results]),
             train_loss=torch.tensor([r.train_loss for r in results]),
             bits_up=torch.tensor([r.bits_up for r in results], dtype=torch.int64),
+            steps=torch.tensor([r.steps for r in results], dtype=torch.int64),
             states=[r.state for r in results],
         )
 
@@ -48,7 +50,21 @@ class CohortResult:
             num_samples=torch.cat([p.num_samples for p in parts]),
             train_loss=torch.cat([p.train_loss for p in parts]),
             bits_up=torch.cat([p.bits_up for p in parts]),
+            steps=torch.cat([p.steps for p in parts]),
             states=[s for p in parts for s in p.states],
+        )
+
+    def select(self, rows: Sequence[int]) -> "CohortResult":
+        """The rows ``rows`` (positions, ascending) as a cohort result of their own."""
+        index = torch.tensor(list(rows), dtype=torch.long)
+        return CohortResult(
+            clients=[self.clients[i] for i in rows],
+            updates=self.updates[index.to(self.updates.device)],
+            num_samples=self.num_samples[index],
+            train_loss=self.train_loss[index],
+            bits_up=self.bits_up[index],
+            steps=self.steps[index],
+            states=[self.states[i] for i in rows],
         )
 
 

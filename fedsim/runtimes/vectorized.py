@@ -178,6 +178,7 @@ class VectorizedRuntime(SerialRuntime):
             num_samples=torch.tensor([len(self.data.client_indices[c]) for c in cohort], dtype=torch.long),
             train_loss=train_loss,
             bits_up=bits,
+            steps=steps.cpu().long(),
             states=states,
         )
 

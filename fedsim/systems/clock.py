@@ -89,5 +89,9 @@ class EventQueue(Generic[T]):
     def peek_time(self) -> float:
         return self._heap[0].time
 
+    def items(self) -> list[T]:
+        """The queued items, in no particular order."""
+        return [event.item for event in self._heap]
+
     def __len__(self) -> int:
         return len(self._heap)

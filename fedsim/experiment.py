@@ -16,12 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from fedsim import __version__
+from fedsim._version import __version__
 from fedsim.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fedsim.config.loading import apply_overrides, config_sha256, dump_config, read_yaml, validate_config
+from fedsim.config.base import BuildContext
 from fedsim.config.robustness import RobustEvaluationConfig
 from fedsim.config.robustness import attach as attach_robustness
-from fedsim.config.schema import BuildContext, ExperimentConfig
+from fedsim.config.schema import ExperimentConfig
 from fedsim.data.federated import FederatedData, build_federated_data
 from fedsim.evaluation import client_accuracies, fairness_metrics, split_client_holdout
 from fedsim.models.functional import FunctionalModel, evaluate

@@ -16,7 +16,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["ParamSpec"]
+__all__ = ["FLOAT_BITS", "ParamSpec"]
+
+FLOAT_BITS = 32
+"""Bits per transmitted float32 value (parameters, values, norms and scales alike): every message
+size in fedsim (bytes_up, bytes_down, compression ratios) counts in these units."""
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,17 @@
-"""Shared fixtures: the real MNIST folder, small configs, and an in-process CLI runner."""
+"""Fixtures and process-wide test settings: the real MNIST folder, one torch thread, an in-process CLI runner.
+
+Shared helper functions live in ``tests/helpers.py``.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+# Re-exported for test modules written before tests/helpers.py; new code imports from tests.helpers.
+from tests.helpers import PYTHON, REPO, small_config, subprocess_env  # noqa: F401
 
 # The tests read the local MNIST copy (FEDSIM_DATA); CI sets it to ../shared/data.
 if "FEDSIM_DATA" not in os.environ and (REPO.parent / "shared" / "data" / "mnist").is_dir():
@@ -20,18 +22,6 @@ if "FEDSIM_DATA" not in os.environ and (REPO.parent / "shared" / "data" / "mnist
 # and Flower processes its tests start; torch's default pool then oversubscribes the machine.
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the CLI subprocesses the tests start
-
-
-def small_config(tmp_path: Path, **algorithm: object) -> dict:
-    """A FedAvg config that runs in about a second: logistic model, 5 of 50 clients, 2 rounds."""
-    return {
-        "seed": 0,
-        "data": {"num_clients": 50, "partition": {"kind": "dirichlet", "alpha": 0.5}},
-        "model": {"kind": "logistic"},
-        "algorithm": {"kind": "fedavg", "rounds": 2, "clients_per_round": 5, "lr": 0.05, **algorithm},
-        "runtime": {"kind": "serial", "device": "cpu"},
-        "output": {"dir": str(tmp_path / "run"), "plot": False},
-    }
 
 
 @pytest.fixture
@@ -49,12 +39,3 @@ def cli(capsys):
         return code, out, err
 
     return invoke
-
-
-def subprocess_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
-PYTHON = sys.executable

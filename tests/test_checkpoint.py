@@ -8,22 +8,7 @@ import torch
 from fedsim.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from fedsim.experiment import resume, run
 from fedsim.output import read_metrics
-from tests.conftest import small_config
-
-
-class Interrupt:
-    """A progress hook that stops the run (as Ctrl-C does) once ``after`` rounds are complete."""
-
-    def __init__(self, after: int) -> None:
-        self.after = after
-
-    def __call__(self, row):
-        if row["round"] == self.after:
-            raise KeyboardInterrupt
-
-
-def without_wall(rows):
-    return [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
+from tests.helpers import Interrupt, small_config, without_wall
 
 
 @pytest.mark.parametrize(

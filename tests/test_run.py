@@ -12,14 +12,10 @@ import yaml
 
 import fedsim
 from fedsim.output import read_metrics
-from tests.conftest import PYTHON, REPO, small_config, subprocess_env
+from tests.helpers import PYTHON, REPO, small_config, subprocess_env, without_wall
 
 METRIC_KEYS = {"round", "test_accuracy", "test_loss", "train_loss", "clients", "bytes_up", "bytes_down", "wall_s"}
 SUMMARY_KEYS = {"final_accuracy", "best_accuracy", "rounds", "wall_s", "seed", "fedsim_version", "config_sha256"}
-
-
-def without_wall(rows):
-    return [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
 
 
 def test_run_folder_contents_and_determinism(tmp_path):

@@ -17,7 +17,7 @@ from fedsim.errors import FedsimError
 from fedsim.runtimes.base import Runtime
 from fedsim.seeding import torch_generator
 from fedsim.topology.gossip import choco_consensus
-from fedsim.topology.specs import Topology
+from fedsim.topology.topology import Topology
 
 __all__ = ["ChocoSGD"]
 

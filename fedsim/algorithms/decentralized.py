@@ -16,7 +16,7 @@ from fedsim.algorithms.base import Algorithm, RoundMetrics, ServerState
 from fedsim.client.task import FLOAT_BITS, ClientTask
 from fedsim.runtimes.base import CohortResult, Runtime
 from fedsim.topology.gossip import consensus_distance, to_torch
-from fedsim.topology.specs import Topology
+from fedsim.topology.topology import Topology
 
 __all__ = ["Decentralized"]
 

@@ -12,7 +12,7 @@ from fedsim.client.task import ClientTask
 from fedsim.errors import FedsimError
 from fedsim.runtimes.base import Runtime
 from fedsim.topology.gossip import gossip
-from fedsim.topology.specs import Topology
+from fedsim.topology.topology import Topology
 
 __all__ = ["DPSGD", "FORMS"]
 

@@ -7,7 +7,7 @@ from fedsim.algorithms.decentralized import Decentralized
 from fedsim.client.task import ClientTask
 from fedsim.runtimes.base import Runtime
 from fedsim.topology.gossip import gossip
-from fedsim.topology.specs import Topology
+from fedsim.topology.topology import Topology
 
 __all__ = ["GossipAveraging"]
 

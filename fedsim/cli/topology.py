@@ -10,7 +10,8 @@ import typer
 
 from fedsim.errors import FedsimError
 from fedsim.topology.plot import plot_graph
-from fedsim.topology.specs import Topology, build_topology, load_spec
+from fedsim.topology.specs import build_topology, load_spec
+from fedsim.topology.topology import Topology
 from fedsim.topology.validate import validate_schedule
 
 __all__ = ["app", "describe"]

@@ -15,12 +15,11 @@ import torch
 
 from fedsim.client.local import LocalSGD, local_sgd
 from fedsim.models.functional import FunctionalModel
+from fedsim.params import FLOAT_BITS
 from fedsim.robustness.training import Objective
 from fedsim.seeding import torch_generator
 
 __all__ = ["ClientContext", "ClientResult", "ClientTask", "UpdateTransform", "train_client", "FLOAT_BITS"]
-
-FLOAT_BITS = 32
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from fedsim.errors import FedsimError
+from fedsim.params import FLOAT_BITS
 
 __all__ = [
     "FLOAT_BITS",
@@ -34,9 +35,6 @@ __all__ = [
     "index_bits",
     "resolve_k",
 ]
-
-FLOAT_BITS = 32
-"""Bits per transmitted float32 value (values, norms and scales alike)."""
 
 State = Mapping[str, Tensor]
 
@@ -95,10 +93,6 @@ class Compressor(ABC):
     @abstractmethod
     def guarantee(self, d: int) -> Guarantee:
         """The operator's class on R^d; raises FedsimError when its parameters do not fit d."""
-
-    def float_bits(self, d: int) -> int:
-        """Bits of the uncompressed float32 message of length d, the reference for ratios."""
-        return FLOAT_BITS * d
 
 
 def index_bits(d: int) -> int:

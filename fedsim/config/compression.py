@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from fedsim.compression import Compressor, build_compressor
+from fedsim.config.base import Section
 from fedsim.errors import FedsimError
 from fedsim.params import ParamSpec
 
@@ -27,9 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["CompressionConfig", "CompressorSpec"]
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class _Spec(Section):
     feedback: Literal["none", "ef", "ef21"] = Field(
         "none", description="Error feedback: none, ef (EF-SGD, Karimireddy et al. 2019) or ef21 (Richtárik et al. 2021)"
     )
@@ -109,10 +108,8 @@ CompressorSpec = Annotated[
 ]
 
 
-class CompressionConfig(BaseModel):
+class CompressionConfig(Section):
     """Which compressor each link of a server round uses; both absent means float32 messages."""
-
-    model_config = ConfigDict(extra="forbid")
 
     uplink: CompressorSpec | None = Field(None, description="Client -> server: FedAvg deltas, parallel SGD gradients")
     downlink: CompressorSpec | None = Field(None, description="Server -> clients: the model broadcast (EF21-P copy)")

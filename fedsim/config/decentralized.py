@@ -1,58 +1,34 @@
-"""Config models of the decentralized rules (gossip, D-PSGD, CHOCO-SGD) and the ``topology`` section.
+"""Config sections of the decentralized rules (gossip averaging, D-PSGD, CHOCO-SGD).
 
-The node count is ``data.num_clients``: node i trains on client i's partition. The
-``topology`` section names the graph (a family, a YAML spec path or an inline spec) and
-optionally overrides its mixing matrix.
+Each builds its rule on the graph of the ``topology:`` section (:mod:`fedsim.config.topology`)
+for ``data.num_clients`` nodes; without that section the graph is a ring.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
 
 from fedsim.client.local import LocalSGD
 from fedsim.client.task import ClientTask
+from fedsim.config.base import BuildContext, Section
+from fedsim.config.topology import TopologySection
 from fedsim.errors import FedsimError
-from fedsim.topology.specs import GraphSpec, Topology, build_topology, load_spec, parse_spec
 
 if TYPE_CHECKING:
     from fedsim.algorithms.base import Algorithm
-    from fedsim.config.schema import BuildContext
+    from fedsim.topology.topology import Topology
 
-__all__ = ["TopologySection", "GossipConfig", "DPSGDConfig", "ChocoConfig"]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+__all__ = ["ChocoConfig", "DPSGDConfig", "GossipConfig"]
 
 
-class TopologySection(_Section):
-    """Communication graph of a decentralized run."""
-
-    spec: str | dict[str, Any] = Field("ring", description="Family name, path to a YAML topology spec, or an inline spec mapping")
-    mixing: str | None = Field(None, description="Mixing kind overriding the spec's (metropolis_hastings, max_degree, uniform, lazy, parametric, column_stochastic)")
-    gap: float | None = Field(None, description="Spectral gap, for mixing: parametric")
-
-    @field_validator("spec")
-    @classmethod
-    def _loads(cls, spec: str | dict[str, Any]) -> str | dict[str, Any]:
-        try:
-            cls._parse(spec)
-        except FedsimError as err:
-            raise ValueError(str(err)) from None
-        return spec
-
-    @staticmethod
-    def _parse(spec: str | dict[str, Any]) -> GraphSpec:
-        return load_spec(spec) if isinstance(spec, str) else parse_spec(spec, where="topology.spec")
-
-    def build(self, nodes: int) -> Topology:
-        """Graphs and validated mixing matrices for ``nodes`` nodes."""
-        return build_topology(self._parse(self.spec), nodes, self.mixing, self.gap)
+def _topology(ctx: BuildContext) -> Topology:
+    """The run's graph for ``data.num_clients`` nodes (a ring when there is no ``topology:`` section)."""
+    return (ctx.topology or TopologySection()).build(ctx.data.num_clients)
 
 
-class _LocalTraining(_Section):
+class _LocalTraining(Section):
     rounds: PositiveInt = 50
     local_steps: PositiveInt = Field(1, description="Local SGD steps tau between gossip steps")
     batch_size: PositiveInt = 32
@@ -63,7 +39,7 @@ class _LocalTraining(_Section):
         return ClientTask(LocalSGD(lr=self.lr, batch_size=self.batch_size, steps=self.local_steps, weight_decay=self.weight_decay))
 
 
-class GossipConfig(_Section):
+class GossipConfig(Section):
     """Average consensus; with ``local_steps`` > 0 each node first trains locally in round 0."""
 
     kind: Literal["gossip"] = "gossip"
@@ -77,7 +53,7 @@ class GossipConfig(_Section):
         from fedsim.algorithms.gossip import GossipAveraging
 
         task = ClientTask(LocalSGD(lr=self.lr, batch_size=self.batch_size, steps=self.local_steps)) if self.local_steps else None
-        return GossipAveraging(topology=ctx.topology.build(ctx.data.num_clients), task=task,
+        return GossipAveraging(topology=_topology(ctx), task=task,
                                gossip_steps=self.gossip_steps, seed=ctx.seed)
 
 
@@ -90,7 +66,7 @@ class DPSGDConfig(_LocalTraining):
     def build(self, ctx: BuildContext) -> Algorithm:
         from fedsim.algorithms.dpsgd import DPSGD
 
-        return DPSGD(topology=ctx.topology.build(ctx.data.num_clients), task=self.task(), form=self.form, seed=ctx.seed)
+        return DPSGD(topology=_topology(ctx), task=self.task(), form=self.form, seed=ctx.seed)
 
 
 class ChocoConfig(_LocalTraining):
@@ -121,5 +97,5 @@ class ChocoConfig(_LocalTraining):
     def build(self, ctx: BuildContext) -> Algorithm:
         from fedsim.algorithms.choco import ChocoSGD
 
-        return ChocoSGD(topology=ctx.topology.build(ctx.data.num_clients), task=self.task(),
+        return ChocoSGD(topology=_topology(ctx), task=self.task(),
                         compressor=self._compressor(self.compressor), gamma=self.gamma, seed=ctx.seed)

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
+from fedsim.config.base import Section
 from fedsim.robustness.aggregators import AGGREGATORS, Aggregator
 from fedsim.robustness.byzantine import BYZANTINE_ATTACKS
 from fedsim.robustness.evaluation import AttackSpec
@@ -36,11 +37,7 @@ __all__ = [
 ]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class AggregatorConfig(_Section):
+class AggregatorConfig(Section):
     """``algorithm.aggregator``: the server's aggregation rule (FedAvg family's aggregate stage)."""
 
     kind: Literal[tuple(AGGREGATORS)] = "mean"  # type: ignore[valid-type]
@@ -55,7 +52,7 @@ class AggregatorConfig(_Section):
         return Aggregator(kind=self.kind, assumed_fraction=self.assumed_fraction, options=options)
 
 
-class AdversarialTraining(_Section):
+class AdversarialTraining(Section):
     kind: Literal["adversarial"] = "adversarial"
     attack: Literal["fgsm", "fgm", "pgd"] = "fgsm"
     norm: Literal["linf", "l2"] = "linf"
@@ -73,7 +70,7 @@ class AdversarialTraining(_Section):
         )
 
 
-class GradientNormTraining(_Section):
+class GradientNormTraining(Section):
     kind: Literal["gradient_norm"] = "gradient_norm"
     eps: NonNegativeFloat = Field(0.1, description="Penalty weight = radius in pixel units")
     q: Literal[1, 2] = Field(2, description="1: J^1 (l_inf attacks), 2: J^2 (l_2 attacks)")
@@ -83,7 +80,7 @@ class GradientNormTraining(_Section):
         return GradientNormObjective(eps=self.eps * scale, q=self.q)
 
 
-class TulipTraining(_Section):
+class TulipTraining(Section):
     kind: Literal["tulip"] = "tulip"
     eps: NonNegativeFloat = 0.1
     lam: NonNegativeFloat = Field(0.1, description="Weight of the minibatch max of ||grad_x l||_2 (pixel units)")
@@ -95,7 +92,7 @@ class TulipTraining(_Section):
 TrainingObjective = Annotated[Union[AdversarialTraining, GradientNormTraining, TulipTraining], Field(discriminator="kind")]
 
 
-class EvalAttack(_Section):
+class EvalAttack(Section):
     attack: Literal["fgsm", "fgm", "pgd", "ifgsm", "cw"] = "pgd"
     norm: Literal["linf", "l2"] = "linf"
     eps: list[NonNegativeFloat] = Field(default_factory=lambda: [0.1], description="Radii in pixel units")
@@ -106,7 +103,7 @@ class EvalAttack(_Section):
         return AttackSpec(self.attack, self.norm, self.steps, self.random_start)
 
 
-class RobustEvaluationConfig(_Section):
+class RobustEvaluationConfig(Section):
     """``robustness.evaluation``: robust metrics on evaluation rounds and in summary.json."""
 
     attacks: list[EvalAttack] = Field(default_factory=lambda: [EvalAttack()])
@@ -119,7 +116,7 @@ class RobustEvaluationConfig(_Section):
         return [(a.spec(), list(a.eps)) for a in self.attacks]
 
 
-class ByzantineConfig(_Section):
+class ByzantineConfig(Section):
     """``robustness.byzantine``: a seeded set of malicious clients and what they send."""
 
     fraction: float = Field(0.0, ge=0, lt=1, description="Fraction of all clients that are Byzantine")
@@ -134,7 +131,7 @@ class ByzantineConfig(_Section):
         return {k: getattr(self, k) for k in names.get(self.attack, ()) if getattr(self, k) is not None}
 
 
-class RobustnessConfig(_Section):
+class RobustnessConfig(Section):
     """``robustness:`` training objective, robust evaluation and Byzantine clients (all optional)."""
 
     training: TrainingObjective | None = None

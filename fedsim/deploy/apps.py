@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from fedsim import __version__
+from fedsim._version import __version__
 from fedsim.algorithms.base import Algorithm, RoundMetrics, ServerState
 from fedsim.config.schema import ExperimentConfig
 from fedsim.data.federated import FederatedData, build_federated_data
-from fedsim.deploy.runtime import FlowerRuntime, node_partition, train_hosted_clients
+from fedsim.deploy.client import node_partition, train_hosted_clients
+from fedsim.deploy.server import FlowerRuntime
 from fedsim.experiment import Experiment, resolve_config
 from fedsim.models.functional import FunctionalModel
 from fedsim.models.zoo import build_model

@@ -232,9 +232,6 @@ class FlowerCluster:
         proc.wait()
         self.nodes[index] = None
 
-    def alive_supernodes(self) -> int:
-        return sum(p is not None and p.poll() is None for p in self.nodes)
-
     # ------------------------------------------------------------------ runs
     def flwr(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """Run ``flwr ARGS`` against this cluster's FLWR_HOME."""

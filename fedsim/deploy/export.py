@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fedsim import __version__
+from fedsim._version import __version__
 from fedsim.config.loading import dump_config
 from fedsim.config.schema import ExperimentConfig
 from fedsim.errors import FedsimError

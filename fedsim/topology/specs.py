@@ -1,4 +1,4 @@
-"""Topology specs (YAML or family name) and the :class:`Topology` they build for n nodes.
+"""Topology specs (YAML or family name), their family registry, and :func:`build_topology`.
 
 A spec names a graph family, the family's own parameters and optionally a mixing kind::
 
@@ -9,18 +9,17 @@ A spec names a graph family, the family's own parameters and optionally a mixing
 
 Families live in a small registry (``register_family``), as Opacus keeps its accountants;
 each spec class builds the period of graphs for a node count, and :func:`build_topology`
-attaches the mixing matrices and validates them.
+attaches the mixing matrices, validates them and returns the
+:class:`~fedsim.topology.topology.Topology` the algorithms use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import networkx as nx
-import scipy.sparse as sp
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -28,14 +27,13 @@ from fedsim.errors import FedsimError
 from fedsim.topology import generators as gen
 from fedsim.topology.edgelist import read_edge_list
 from fedsim.topology.mixing import default_mixing, mixing_kinds, mixing_matrix
-from fedsim.topology.spectral import period_product, second_eigenvalue_modulus
 from fedsim.topology.timevarying import one_peer_exponential_graphs
+from fedsim.topology.topology import Topology
 from fedsim.topology.validate import validate_schedule
 
 __all__ = [
     "MixingSpec",
     "GraphSpec",
-    "Topology",
     "register_family",
     "family_names",
     "parse_spec",
@@ -223,53 +221,6 @@ def load_spec(source: str | Path) -> GraphSpec:
     return parse_spec(str(source))
 
 
-@dataclass(frozen=True)
-class Topology:
-    """The graphs and mixing matrices of one period; round t uses index ``t % period``."""
-
-    family: str
-    mixing: str
-    graphs: tuple[nx.Graph, ...]
-    matrices: tuple[sp.csr_array, ...]
-
-    @property
-    def nodes(self) -> int:
-        return self.graphs[0].number_of_nodes()
-
-    @property
-    def period(self) -> int:
-        return len(self.matrices)
-
-    @property
-    def directed(self) -> bool:
-        return self.graphs[0].is_directed()
-
-    def matrix(self, t: int) -> sp.csr_array:
-        """Mixing matrix of round ``t``."""
-        return self.matrices[t % self.period]
-
-    def lambda2(self) -> float:
-        """$|\\lambda_2|$ of W, or of the product over one period when time-varying."""
-        return second_eigenvalue_modulus(period_product(self.matrices))
-
-    def spectral_gap(self) -> float:
-        """$1 - |\\lambda_2|$ of W, or of the product over one period when time-varying."""
-        return min(1.0, max(0.0, 1.0 - self.lambda2()))
-
-    def round_gaps(self) -> list[float]:
-        """Spectral gap of each round's W."""
-        return [min(1.0, max(0.0, 1.0 - second_eigenvalue_modulus(w))) for w in self.matrices]
-
-    def degree_range(self) -> tuple[int, int]:
-        """Smallest and largest (out-)degree over the graphs of a period."""
-        degrees = [d for g in self.graphs for _, d in (g.out_degree() if g.is_directed() else g.degree())]
-        return min(degrees), max(degrees)
-
-    def edges(self) -> int:
-        """Edges of the union of the period's graphs."""
-        return nx.compose_all(self.graphs).number_of_edges()
-
-
 def build_topology(spec: str | dict[str, Any] | GraphSpec, n: int, mixing: str | None = None,
                    gap: float | None = None, *, validate: bool = True) -> Topology:
     """Build the graphs and mixing matrices of ``spec`` for ``n`` nodes.
@@ -295,5 +246,3 @@ def build_topology(spec: str | dict[str, Any] | GraphSpec, n: int, mixing: str |
     if validate:
         validate_schedule(matrices, graphs)
     return Topology(family=spec.family, mixing=kind, graphs=tuple(graphs), matrices=matrices)
-
-

@@ -11,7 +11,7 @@ from fedsim.errors import FedsimError
 from fedsim.experiment import run
 from fedsim.output import read_metrics
 from tests.conftest import REPO
-from tests.test_runtimes import assert_rows_close
+from tests.helpers import assert_rows_close
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,68 @@
+"""The ``runtime:`` section (serial, vectorized or Ray; one model per ``kind``) and the ``flower:``
+section read when a run is deployed on Flower SuperNodes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+import torch
+from pydantic import Field, PositiveFloat, PositiveInt
+
+from fedsim.config.base import Section
+from fedsim.data.federated import FederatedData
+from fedsim.models.functional import FunctionalModel
+from fedsim.runtimes import Runtime, SerialRuntime, VectorizedRuntime, resolve_device
+
+__all__ = ["FlowerConfig", "RayRuntimeConfig", "RuntimeSection", "SerialRuntimeConfig", "VectorizedRuntimeConfig"]
+
+
+class SerialRuntimeConfig(Section):
+    kind: Literal["serial"] = "serial"
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu, cuda or cuda:N")
+    threads: PositiveInt | None = Field(
+        1,
+        description="torch intra-op threads (null: torch's default). One client's minibatch steps are too small to "
+        "split across cores; a thread pool then only spins, and slows a shared machine many-fold",
+    )
+
+    def build(self, model: FunctionalModel, data: FederatedData, seed: int) -> Runtime:
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        return SerialRuntime(model, data, seed=seed, device=resolve_device(self.device))
+
+
+class VectorizedRuntimeConfig(Section):
+    kind: Literal["vectorized"] = "vectorized"
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu, cuda or cuda:N")
+    max_clients: PositiveInt = Field(256, description="Clients trained in one batched pass (bounds activation memory)")
+
+    def build(self, model: FunctionalModel, data: FederatedData, seed: int) -> Runtime:
+        return VectorizedRuntime(model, data, seed=seed, device=resolve_device(self.device), max_clients=self.max_clients)
+
+
+class RayRuntimeConfig(Section):
+    kind: Literal["ray"] = "ray"
+    address: str | None = Field(None, description="None starts Ray locally; 'auto' joins `ray start`; 'ray://host:10001' via Ray Client")
+    num_actors: PositiveInt | None = Field(None, description="Actors to start (default: one per CPU in the cluster)")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda)$", description="auto (fractional GPUs when the cluster has them), cpu or cuda")
+    max_clients: PositiveInt = Field(256, description="Clients per batched pass inside an actor")
+
+    def build(self, model: FunctionalModel, data: FederatedData, seed: int) -> Runtime:
+        from fedsim.runtimes.ray_runtime import RayRuntime
+
+        return RayRuntime(
+            model, data, seed=seed, address=self.address, num_actors=self.num_actors, device=self.device, max_clients=self.max_clients
+        )
+
+
+RuntimeSection = Annotated[Union[SerialRuntimeConfig, VectorizedRuntimeConfig, RayRuntimeConfig], Field(discriminator="kind")]
+
+
+
+class FlowerConfig(Section):
+    """How a run behaves under Flower (``fedsim flower deploy``); the simulator ignores it."""
+
+    min_nodes: PositiveInt = Field(1, description="Fewest live SuperNodes a round may run with")
+    node_wait_s: PositiveFloat = Field(60.0, description="Wait this long for SuperNodes (all at start, min_nodes later) before failing")
+    round_timeout_s: PositiveFloat = Field(120.0, description="A SuperNode that has not answered a round by then is dropped")

@@ -1,0 +1,1 @@
+"""fedsim test suite; the folders mirror the package (tests/algorithms/ tests fedsim/algorithms/, ...)."""

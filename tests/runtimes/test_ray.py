@@ -1,0 +1,77 @@
+"""The Ray runtime on a two-node Ray cluster started on this machine: same results as serial, actors
+on both nodes, and a round that survives an actor killed mid-round with an identical result.
+
+Ray is started once for the module (startup dominates on two cores) and shut down at its end.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from fedsim.client import ClientTask, LocalSGD
+from fedsim.data.federated import build_federated_data
+from fedsim.experiment import run
+from fedsim.models.functional import FunctionalModel
+from fedsim.models.zoo import build_model
+from fedsim.output import read_metrics
+from fedsim.runtimes import SerialRuntime
+from tests.helpers import REPO, assert_cohorts_close, assert_rows_close
+from tests.runtimes.test_equivalence import case_config
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    # Worker processes inherit the environment: make this checkout importable there.
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), old) if p)
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    nodes.add_node(num_cpus=1)
+    ray.init(address=nodes.address, logging_level="warning", log_to_driver=False)
+    yield nodes
+    ray.shutdown()
+    nodes.shutdown()
+    if old is None:
+        os.environ.pop("PYTHONPATH")
+    else:
+        os.environ["PYTHONPATH"] = old
+
+
+@pytest.mark.parametrize("case", ["fedavg", "scaffold", "dpsgd"])
+def test_ray_run_equals_serial_on_two_nodes(tmp_path, cluster, case):
+    cfg = case_config(tmp_path, case)
+    serial = run(cfg, out=tmp_path / "serial")
+    distributed = run(cfg, overrides=["runtime.kind=ray", f"runtime.address={cluster.address}"], out=tmp_path / "ray")
+    assert_rows_close(read_metrics(serial.run_dir), read_metrics(distributed.run_dir))
+    assert ray.is_initialized(), "a runtime that joined a cluster must not shut it down"
+
+
+def test_killed_actor_block_is_retried_with_identical_result(cluster):
+    from fedsim.runtimes.ray_runtime import RayRuntime
+
+    data = build_federated_data(dataset="mnist", num_clients=200, partition="dirichlet", partition_params={"alpha": 0.5}, seed=1)
+    model = FunctionalModel(build_model("logistic", seed=0))
+    task = ClientTask(LocalSGD(lr=0.1, batch_size=16, epochs=2))
+    cohort = list(range(0, 200, 10))
+    expected = SerialRuntime(model, data, seed=2).run_cohort(task, model.initial_params(), cohort, rnd=3)
+    runtime = RayRuntime(model, data, seed=2)
+    try:
+        assert len(runtime.actors) == 2 and len({node for node, _ in runtime.placement()}) == 2
+        pending = runtime.submit(task, model.initial_params(), cohort, rnd=3)
+        victim = runtime.actors[0]
+        ray.kill(victim)
+        result = runtime.collect(pending)
+        assert runtime.retries >= 1 and victim not in runtime.actors
+        assert_cohorts_close(expected, result)
+        # The replacement actor serves the next round too.
+        again = runtime.run_cohort(task, model.initial_params(), cohort, rnd=3)
+        assert_cohorts_close(expected, again)
+    finally:
+        runtime.close()

@@ -12,9 +12,10 @@ import torch
 
 from fedsim.algorithms.aggregation import aggregation_weights, weighted_mean
 from fedsim.algorithms.base import Algorithm, RoundMetrics, ServerState
-from fedsim.algorithms.heterogeneity import LocalWork
+from fedsim.algorithms.heterogeneity import LocalWork, run_grouped
 from fedsim.algorithms.sampling import UniformSampling
 from fedsim.algorithms.schedules import LRSchedule
+from fedsim.algorithms.simulated_clock import SimulatedClock
 from fedsim.client.state import ClientStateStore
 from fedsim.client.task import FLOAT_BITS, ClientTask
 from fedsim.robustness.byzantine import ByzantineClients
@@ -62,6 +63,11 @@ class FedAvg(Algorithm):
     byzantine : ByzantineClients or None (default: None)
         Malicious clients; their rows of the received updates are replaced by their attack
         before aggregation (omniscient attacks see the round's honest rows).
+    clock : SimulatedClock or None (default: None)
+        Device speeds, links, availability and a deadline: only online clients are sampled,
+        reports past the deadline (or beyond the first ``wait_for``) or from clients that went
+        offline are dropped (their state is not kept), and rounds report ``sim_time_s``,
+        ``clients_dropped`` and ``clients_stale``. None: rounds take no time.
     """
 
     def __init__(
@@ -80,6 +86,7 @@ class FedAvg(Algorithm):
         client_states: ClientStateStore | None = None,
         aggregator: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         byzantine: ByzantineClients | None = None,
+        clock: SimulatedClock | None = None,
     ) -> None:
         self.num_clients = num_clients
         self.clients_per_round = clients_per_round
@@ -94,18 +101,30 @@ class FedAvg(Algorithm):
         self.client_states = client_states if client_states is not None else ClientStateStore()
         self.aggregator = aggregator
         self.byzantine = byzantine
+        self.clock = clock
+        self.timing: dict[str, float] = {}  # the clock stage's metrics of the current round
 
     def sample(self, rnd: int) -> list[int]:
-        return self.participation(self.num_clients, torch_generator(self.seed, "sampling", rnd))
+        generator = torch_generator(self.seed, "sampling", rnd)
+        if self.clock is not None:
+            return self.clock.sample(self.participation, self.num_clients, generator)
+        return self.participation(self.num_clients, generator)
 
     def round(self, state: ServerState, rnd: int, runtime: Runtime) -> RoundMetrics:
         cohort = self.sample(rnd)
         if not cohort:
             return RoundMetrics(clients=0, train_loss=float("nan"), bytes_up=0, bytes_down=0)
         result = self.train_cohort(state, cohort, rnd, runtime)
-        weights = aggregation_weights(result.num_samples, self.weighting)
-        state.params = self.server_update(state, self.aggregate(result.updates, weights), rnd)
-        return self.round_metrics(result, weights, state.params.numel())
+        if not result.clients:  # the clock dropped every report
+            metrics = RoundMetrics(clients=0, train_loss=float("nan"), bytes_up=0, bytes_down=0)
+        else:
+            weights = aggregation_weights(result.num_samples, self.weighting)
+            state.params = self.server_update(state, self.aggregate(result.updates, weights), rnd)
+            metrics = self.round_metrics(result, weights, state.params.numel())
+        if self.clock is not None:  # dropped clients downloaded the model too
+            metrics.bytes_down = len(cohort) * state.params.numel() * FLOAT_BITS // 8
+            metrics.extra.update(self.timing)
+        return metrics
 
     def aggregate(self, updates: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """The aggregate stage: ``aggregator(updates, weights)``, by default ``sum_k p_k Delta_k``."""
@@ -124,20 +143,37 @@ class FedAvg(Algorithm):
         """Server tensors sent to every client besides ``w`` (SCAFFOLD's control variate)."""
         return {}
 
-    def train_cohort(self, state: ServerState, cohort: list[int], rnd: int, runtime: Runtime) -> CohortResult:
-        """Broadcast, local training, and storing the clients' new states."""
+    def train_cohort(self, state: ServerState, cohort: list[int], rnd: int, runtime: Runtime, *,
+                     store_states: bool = True) -> CohortResult:
+        """Broadcast, local training, the clock stage, and storing the clients' new states.
+
+        ``store_states=False`` leaves storing to the caller (asynchronous rules store a state
+        when its client's report arrives).
+        """
         broadcast = self.broadcast(state)
 
         def run(task: ClientTask, clients: list[int], states: list[dict[str, torch.Tensor]]) -> CohortResult:
             return runtime.run_cohort(task, state.params, clients, rnd, states, broadcast)
 
         task, states = self.round_task(rnd), [self.client_states.get(c) for c in cohort]
-        result = self.local_work.run_grouped(task, cohort, rnd, states, run) if self.local_work else run(task, cohort, states)
-        for client, client_state in zip(result.clients, result.states):
-            self.client_states.put(client, client_state)
+        locals_ = [self.local_work.local_for(task.local, c, rnd) if self.local_work else task.local for c in cohort]
+        if self.clock is not None:
+            locals_ = self.clock.within_deadline(locals_, cohort, state.params.numel())
+        result = run_grouped(task, cohort, locals_, states, run)
+        if self.clock is not None:
+            result = self.meet_deadline(result, task, state.params.numel())
+        if store_states:
+            for client, client_state in zip(result.clients, result.states):
+                self.client_states.put(client, client_state)
         if self.byzantine is not None:
             result.updates = self.byzantine.corrupt(result.updates, result.clients, rnd)
         return result
+
+    def meet_deadline(self, result: CohortResult, task: ClientTask, dim: int) -> CohortResult:
+        """The clock stage: advance simulated time; keep the reports that made the round."""
+        assert self.clock is not None
+        kept, self.timing = self.clock.close_round(result, task.local, dim)
+        return result.select(torch.nonzero(kept).flatten().tolist())
 
     def lr_at(self, rnd: int) -> float:
         """The server step size of round ``rnd``."""
@@ -157,7 +193,10 @@ class FedAvg(Algorithm):
         )
 
     def state_dict(self) -> dict[str, object]:
-        return {"client_states": self.client_states.state_dict()}
+        clock = {"clock": self.clock.state_dict()} if self.clock is not None else {}
+        return {"client_states": self.client_states.state_dict(), **clock}
 
     def load_state_dict(self, sd: dict[str, object]) -> None:
         self.client_states.load_state_dict(sd["client_states"])  # type: ignore[arg-type]
+        if self.clock is not None:
+            self.clock.load_state_dict(sd["clock"])  # type: ignore[arg-type]

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 import torch
 
+from fedsim.client.local import LocalSGD
 from fedsim.client.task import ClientTask
 from fedsim.runtimes.base import CohortResult
 from fedsim.seeding import torch_generator
 
-__all__ = ["LocalWork", "merge_cohort_results"]
+__all__ = ["LocalWork", "merge_cohort_results", "run_grouped"]
 
 
 @dataclass(frozen=True)
@@ -52,32 +53,35 @@ class LocalWork:
         gen = torch_generator(self.seed, "local_work", rnd if self.per_round else 0, client)
         return self.values[int(torch.multinomial(probs, 1, generator=gen))]
 
-    def task_for(self, task: ClientTask, amount: int) -> ClientTask:
-        """``task`` with its local SGD set to ``amount`` epochs or steps."""
-        local = task.local
+    def local_for(self, local: LocalSGD, client: int, rnd: int) -> LocalSGD:
+        """``local`` with client ``client``'s drawn epochs or steps of round ``rnd``."""
+        amount = self.draw(client, rnd)
         if self.unit == "steps":
-            local = dataclasses.replace(local, steps=amount)
-        else:
-            local = dataclasses.replace(local, epochs=amount, steps=None)
-        return dataclasses.replace(task, local=local)
+            return dataclasses.replace(local, steps=amount)
+        return dataclasses.replace(local, epochs=amount, steps=None)
 
-    def run_grouped(
-        self,
-        task: ClientTask,
-        cohort: Sequence[int],
-        rnd: int,
-        states: Sequence[dict[str, torch.Tensor]],
-        run: Callable[[ClientTask, list[int], list[dict[str, torch.Tensor]]], CohortResult],
-    ) -> CohortResult:
-        """Train ``cohort`` with ``run(task, clients, states)`` once per distinct amount of work."""
-        groups: dict[int, list[int]] = {}
-        for pos, client in enumerate(cohort):
-            groups.setdefault(self.draw(client, rnd), []).append(pos)
-        parts = []
-        for amount, positions in sorted(groups.items()):
-            clients = [cohort[p] for p in positions]
-            parts.append(run(self.task_for(task, amount), clients, [states[p] for p in positions]))
-        return merge_cohort_results(parts)
+
+def run_grouped(
+    task: ClientTask,
+    cohort: Sequence[int],
+    locals_: Sequence[LocalSGD],
+    states: Sequence[dict[str, torch.Tensor]],
+    run: Callable[[ClientTask, list[int], list[dict[str, torch.Tensor]]], CohortResult],
+) -> CohortResult:
+    """Train ``cohort`` with client ``cohort[i]`` on ``locals_[i]``: one ``run`` per distinct local SGD.
+
+    Every runtime receives one task per call, so clients with equal work still train together.
+    """
+    groups: dict[LocalSGD, list[int]] = {}
+    for pos, local in enumerate(locals_):
+        groups.setdefault(local, []).append(pos)
+    if len(groups) == 1 and next(iter(groups)) == task.local:
+        return run(task, list(cohort), list(states))
+    parts = [
+        run(dataclasses.replace(task, local=local), [cohort[p] for p in positions], [states[p] for p in positions])
+        for local, positions in groups.items()
+    ]
+    return merge_cohort_results(parts)
 
 
 def merge_cohort_results(parts: Sequence[CohortResult]) -> CohortResult:

@@ -13,7 +13,7 @@ from fedsim.client.task import ClientTask
 from fedsim.runtimes import SerialRuntime, VectorizedRuntime
 from fedsim.systems import ClientProfiles, TraceAvailability, lognormal_profiles
 from fedsim.systems.staleness import STALENESS_RULES
-from tests.federated.toy import logistic, tiny_federation
+from tests.helpers import logistic, tiny_federation
 
 SIZES = [12, 7, 20, 9, 15, 11, 5, 18]
 DIM = 7850  # logistic on 784 features, 10 classes

@@ -120,12 +120,13 @@ def validate(
 
 def _mount() -> None:
     """Sub-command groups, each in its own module."""
-    from fedsim.cli import flower, plot, privacy, study, topology
+    from fedsim.cli import flower, plot, privacy, robustness, study, topology
 
     app.add_typer(topology.app, name="topology")
     app.add_typer(study.app, name="study")
     app.add_typer(privacy.app, name="privacy")
     app.add_typer(flower.app, name="flower")
+    app.add_typer(robustness.app, name="robustness")
     app.command("plot")(plot.plot)
 
 

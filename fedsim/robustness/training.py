@@ -113,11 +113,12 @@ class AdversarialObjective(Objective):
         )
 
     def __call__(self, model: LogitModel, params: Tensor, x: Tensor, y: Tensor, weight: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
-        clean = masked_mean(_per_sample_loss(model, params, x, y), weight)
         if self.mix == 0.0:
-            return clean
+            return masked_mean(_per_sample_loss(model, params, x, y), weight)
         adv = masked_mean(_per_sample_loss(model, params, self.adversarial(model, params, x, y, noise), y), weight)
-        return (1.0 - self.mix) * clean + self.mix * adv
+        if self.mix == 1.0:  # no clean term to differentiate
+            return adv
+        return (1.0 - self.mix) * masked_mean(_per_sample_loss(model, params, x, y), weight) + self.mix * adv
 
 
 @dataclass(frozen=True)

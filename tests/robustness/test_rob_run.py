@@ -79,3 +79,22 @@ def test_robust_aggregator_with_privacy_is_refused(tmp_path):
     cfg.pop("robustness")
     with pytest.raises(FedsimError, match="mean's sensitivity"):
         run(cfg)
+
+
+def test_robustness_eval_command_reproduces_the_summary_and_refuses_bad_input(tmp_path, cli):
+    cfg = byzantine_config(tmp_path, "median")
+    cfg["algorithm"].update(rounds=2, local_steps=3)
+    cfg["robustness"] = {"evaluation": {"attacks": [{"attack": "pgd", "norm": "l2", "eps": [0.5, 1.0], "steps": 5}],
+                                        "samples": 100, "bisection_steps": 3}}
+    result = run(cfg)
+    code, out, err = cli("robustness", "eval", str(result.run_dir), "--attack", "pgd", "--norm", "l2", "--eps", "0.5,1",
+                         "--steps", "5", "--samples", "100", "--bisection-steps", "3", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    summary = json.loads((result.run_dir / "summary.json").read_text())["robustness"]
+    for key, value in summary.items():
+        assert report[key] == pytest.approx(value, abs=1e-6), key
+    code, _, err = cli("robustness", "eval", str(result.run_dir), "--norm", "l3")
+    assert code == 2 and "l3" in err
+    code, _, err = cli("robustness", "eval", str(tmp_path / "nowhere"))
+    assert code == 2 and "not found" in err

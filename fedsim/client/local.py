@@ -15,7 +15,7 @@ from fedsim.models.functional import FunctionalModel
 from fedsim.privacy.clipping import clip_l2
 from fedsim.robustness.training import Objective
 
-__all__ = ["LocalSGD", "LocalResult", "minibatch_schedule", "schedule_shape", "sgd_step", "local_sgd"]
+__all__ = ["LocalSGD", "LocalResult", "minibatch_schedule", "schedule_shape", "sgd_step", "sgd_step_", "local_sgd"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,35 @@ def objective_loss_and_grad(
     loss = objective(model, p, x, y, None, None if noise is None else noise[: len(y)])
     (grad,) = torch.autograd.grad(loss, p)
     return loss.detach(), grad
+
+
+def sgd_step_(
+    w: torch.Tensor,
+    grad: torch.Tensor,
+    w_global: torch.Tensor,
+    local: LocalSGD,
+    correction: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:func:`sgd_step` in place on ``w``, for rules without clipping (so it also applies tensor by tensor).
+
+    ``mask`` (0/1, broadcast against ``w``) freezes the rows where it is 0: their direction is
+    multiplied by 0, so they keep their values exactly. Updating in place saves the batched
+    runtime two passes over the ``(C, d)`` matrix per step, which is what bounds it on models
+    whose parameters do not fit in cache.
+    """
+    if local.clip_radius is not None:
+        raise ValueError("sgd_step_: clipping needs the whole vector; use sgd_step")
+    direction = grad
+    if local.weight_decay:
+        direction = direction + local.weight_decay * w
+    if local.prox_mu:
+        direction = direction + local.prox_mu * (w - w_global)
+    if correction is not None:
+        direction = direction + correction
+    if mask is not None:
+        direction = direction * mask
+    return w.sub_(direction, alpha=local.lr)
 
 
 def local_sgd(

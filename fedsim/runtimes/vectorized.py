@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
-from fedsim.client.local import objective_noise, schedule_shape, sgd_step
+from fedsim.client.local import objective_noise, schedule_shape, sgd_step, sgd_step_
 from fedsim.client.task import FLOAT_BITS, ClientTask
 from fedsim.data.federated import FederatedData
 from fedsim.models.functional import FunctionalModel
@@ -231,9 +231,13 @@ class VectorizedRuntime(SerialRuntime):
         everyone = active.all(0).tolist()
         x, y = self.data.x_train, self.data.y_train
         xbuf, ybuf = self._gather_buffers(num_clients * batch)
-        spec = self.model.spec
-        layout = list(zip(spec.names, spec.shapes, spec.slices()))
-        w = start
+        layout = list(zip(self.model.spec.names, self.model.spec.shapes, self.model.spec.slices()))
+        in_place = task.local.clip_radius is None
+        # In place, the (C, d) matrix is updated tensor by tensor through its views (one pass per
+        # step instead of a concatenated gradient and a fresh matrix); clipping needs whole rows.
+        w = start.clone(memory_format=torch.contiguous_format) if in_place else start
+        views = [(w[:, sl].unflatten(1, shape), start[:, sl].unflatten(1, shape),
+                  None if correction is None else correction[:, sl].unflatten(1, shape)) for _, shape, sl in layout]
         loss_sum = torch.zeros(num_clients, device=self.device, dtype=start.dtype)
         objective = task.objective
         noise_gens = None
@@ -248,18 +252,21 @@ class VectorizedRuntime(SerialRuntime):
             # the backward of slicing a flat leaf zero-fills a full (C, d) gradient per tensor.
             if objective is not None:
                 losses, grad = self._objective_step(objective, w, xb, yb.view(num_clients, batch), weight[:, s], noise_gens, batch)
+                grads = tuple(grad[:, sl].unflatten(1, shape) for _, shape, sl in layout)
             else:
                 tensors = {name: w[:, sl].unflatten(1, shape).detach().requires_grad_(True) for name, shape, sl in layout}
                 logits = self._cohort_logits(tensors, xb)
                 per_sample = F.cross_entropy(logits.reshape(num_clients * batch, -1), yb, reduction="none")
                 losses = (per_sample.view(num_clients, batch) * weight[:, s]).sum(1) / count[:, s]
                 grads = torch.autograd.grad(losses.sum(), tuple(tensors.values()))
-                grad = torch.cat([g.reshape(num_clients, -1) for g in grads], dim=1)
-            stepped = sgd_step(w, grad, start, task.local, correction)
-            if everyone[s]:
-                w, loss_sum = stepped, loss_sum + losses.detach()
+            on = None if everyone[s] else active[:, s]
+            if in_place:
+                mask = None if on is None else on.to(w.dtype)
+                for (wv, gv, cv), g in zip(views, grads):
+                    sgd_step_(wv, g, gv, task.local, cv, None if mask is None else mask.view(-1, *([1] * (g.dim() - 1))))
             else:
-                on = active[:, s]
-                w = torch.where(on[:, None], stepped, w)
-                loss_sum = loss_sum + torch.where(on, losses.detach(), torch.zeros_like(loss_sum))
+                grad = torch.cat([g.reshape(num_clients, -1) for g in grads], dim=1)
+                stepped = sgd_step(w, grad, start, task.local, correction)
+                w = stepped if on is None else torch.where(on[:, None], stepped, w)
+            loss_sum = loss_sum + (losses.detach() if on is None else torch.where(on, losses.detach(), torch.zeros_like(loss_sum)))
         return w.detach(), loss_sum.cpu(), sched.steps

@@ -15,19 +15,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fedsim._version import __version__
+
 __all__ = ["ExperimentConfig", "RunResult", "__version__", "load_config", "run"]
 
 if TYPE_CHECKING:
     from fedsim.config import ExperimentConfig, load_config
-    from fedsim.experiment import RunResult, run
+    from fedsim.experiment import RunResult
+    from fedsim.tracking import run
 
 
 def __getattr__(name: str) -> Any:
     # torch and friends load on first use, so `fedsim --version` and error paths stay fast.
-    if name in ("run", "RunResult"):
+    if name == "run":  # the experiment runner with the config's output.trackers attached
+        from fedsim import tracking
+
+        return tracking.run
+    if name == "RunResult":
         from fedsim import experiment
 
-        return getattr(experiment, name)
+        return experiment.RunResult
     if name in ("ExperimentConfig", "load_config"):
         from fedsim import config
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -23,6 +23,7 @@ from fedsim.config.base import BuildContext
 from fedsim.config.robustness import RobustEvaluationConfig
 from fedsim.config.robustness import attach as attach_robustness
 from fedsim.config.schema import ExperimentConfig
+from fedsim.errors import FedsimError
 from fedsim.data.federated import FederatedData, build_federated_data
 from fedsim.evaluation import client_accuracies, fairness_metrics, split_client_holdout
 from fedsim.models.functional import FunctionalModel, evaluate
@@ -32,7 +33,16 @@ from fedsim.plotting import plot_curves
 from fedsim.robustness.evaluation import robust_report
 from fedsim.seeding import torch_generator
 
-__all__ = ["RunResult", "Experiment", "resolve_config", "resume", "run"]
+__all__ = ["RunResult", "RunTracker", "Experiment", "resolve_config", "resume", "run"]
+
+
+
+class RunTracker(Protocol):
+    """Something fed every round (an experiment tracker: :mod:`fedsim.tracking` builds them from ``output.trackers``)."""
+
+    def log_round(self, row: dict[str, Any]) -> None: ...
+
+    def finish(self, summary: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -129,9 +139,13 @@ class Experiment:
         return fairness_metrics(client_accuracies(self.model, params.to(data.x_train.device), data.x_train, data.y_train, self.holdout))
 
     def run(
-        self, folder: RunFolder, progress: Callable[[dict[str, Any]], None] | None = None, resume: Checkpoint | None = None
+        self, folder: RunFolder, progress: Callable[[dict[str, Any]], None] | None = None, resume: Checkpoint | None = None,
+        trackers: Sequence[RunTracker] = (),
     ) -> RunResult:
-        """Run every round into ``folder``; with ``resume``, continue after its last completed round."""
+        """Run every round into ``folder``; with ``resume``, continue after its last completed round.
+
+        ``trackers`` get every metrics row and, at the end, the summary (whatever the end).
+        """
         cfg = self.cfg
         if resume is None:
             folder.write_config(dump_config(cfg))
@@ -173,6 +187,8 @@ class Experiment:
                 every = cfg.output.checkpoint_every
                 if every and ((rnd + 1) % every == 0 or rnd + 1 == rounds):
                     save_checkpoint(folder.path, Checkpoint(rnd + 1, state, self.algorithm.state_dict(), history))
+                for tracker in trackers:
+                    tracker.log_round(row)
                 if progress:
                     progress(row)
         except KeyboardInterrupt:
@@ -187,6 +203,8 @@ class Experiment:
             folder.write_summary(summary)
             if cfg.output.plot and history:
                 plot_curves(history, folder.path / "curves.png", title=folder.path.name)
+            for tracker in trackers:
+                tracker.finish(summary)
         return RunResult(folder.path, history, summary, self.algorithm.eval_params(state).detach().cpu())
 
     def _summary(self, history: list[dict[str, Any]], status: str, wall_s: float) -> dict[str, Any]:
@@ -230,6 +248,7 @@ def run(
     partition: Sequence[Sequence[int]] | Callable[..., Any] | None = None,
     out: str | Path | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    trackers: Sequence[RunTracker] | None = None,
 ) -> RunResult:
     """Run an experiment and write its run folder.
 
@@ -247,11 +266,17 @@ def run(
         Run folder instead of ``config.output.dir``.
     progress : callable, optional
         Called with each round's metrics row.
+    trackers : sequence of RunTracker, optional
+        Experiment trackers; ``output.trackers`` in the config needs them built by
+        ``fedsim.run`` (:func:`fedsim.tracking.run`), which this function refuses to guess.
     """
     cfg = resolve_config(config, overrides)
+    if trackers is None and cfg.output.trackers:
+        raise FedsimError(f"output.trackers: {', '.join(cfg.output.trackers)} are built by fedsim.run (fedsim.tracking.run), "
+                          "not fedsim.experiment.run")
     experiment = Experiment(cfg, model=model, partition=partition)
     folder = RunFolder.create(out if out is not None else cfg.output.dir)
     try:
-        return experiment.run(folder, progress)
+        return experiment.run(folder, progress, trackers=trackers or ())
     finally:
         experiment.runtime.close()

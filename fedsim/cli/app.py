@@ -53,16 +53,19 @@ def run(
     from fedsim.errors import FedsimError
     from fedsim.experiment import Experiment, resolve_config
     from fedsim.output import RunFolder
+    from fedsim.tracking import check_trackers, open_trackers
 
     if (config is None) == (resume is None) or (resume is not None and (set_ or out is not None)):
         raise FedsimError("fedsim run: give either CONFIG (with optional --set/--out) or --resume RUN_DIR alone")
     checkpoint = load_checkpoint(resume) if resume is not None else None
     cfg = resolve_config(resume / "config.yaml" if resume is not None else config, set_)
+    check_trackers(cfg.output.trackers)
     experiment = Experiment(cfg)
     folder = RunFolder(resume) if resume is not None else RunFolder.create(out if out is not None else cfg.output.dir)
+    trackers = open_trackers(cfg, folder.path)
     try:
         if quiet:
-            result = experiment.run(folder, resume=checkpoint)
+            result = experiment.run(folder, resume=checkpoint, trackers=trackers)
         else:
             with Progress(
                 TextColumn("round"), MofNCompleteColumn(), BarColumn(),
@@ -77,7 +80,7 @@ def run(
                     fields = {"acc": _fmt(row["test_accuracy"]), "loss": _fmt(row["test_loss"])} if row["test_accuracy"] is not None else {}
                     bar.update(task, advance=1, **fields)
 
-                result = experiment.run(folder, advance, resume=checkpoint)
+                result = experiment.run(folder, advance, resume=checkpoint, trackers=trackers)
     except KeyboardInterrupt:
         err_console.print(f"interrupted; completed rounds are in {folder.path / 'metrics.jsonl'}")
         raise
@@ -120,7 +123,7 @@ def validate(
 
 def _mount() -> None:
     """Sub-command groups, each in its own module."""
-    from fedsim.cli import flower, plot, privacy, robustness, study, topology
+    from fedsim.cli import flower, plot, privacy, robustness, study, sweep, topology
 
     app.add_typer(topology.app, name="topology")
     app.add_typer(study.app, name="study")
@@ -128,6 +131,7 @@ def _mount() -> None:
     app.add_typer(flower.app, name="flower")
     app.add_typer(robustness.app, name="robustness")
     app.command("plot")(plot.plot)
+    app.command("sweep")(sweep.sweep)
 
 
 _mount()

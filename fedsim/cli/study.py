@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import typer
 
@@ -37,6 +37,9 @@ def topology(
     target: float = typer.Option(0.85, help="Mean node test accuracy that counts as reached."),
     out: Path = typer.Option(Path("runs/study-topology"), "--out", "-o", help="Study folder."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: section.key=value (repeatable)."),
+    backend: str = typer.Option("inline", "--backend", help="inline (one after the other here), pool, tune or auto (see fedsim sweep)."),
+    parallel: Optional[int] = typer.Option(None, "--parallel", min=1, help="Runs at once (pool, tune)."),
+    resume: bool = typer.Option(False, "--resume", help="Skip the runs an earlier study in --out completed."),
 ) -> None:
     """Run CONFIG for every topology and node count; write study.csv, study.json and two plots."""
     from rich.console import Console
@@ -47,7 +50,7 @@ def topology(
     console = Console(stderr=True)
     rows = run_topology_study(
         config, _csv_list(topologies, "topologies", str), _csv_list(nodes, "nodes", int), out=out, target=target,
-        overrides=set_, progress=lambda r: console.print(f"{r['topology']} n={r['nodes']}: gap {r['spectral_gap']:.4g}, "
+        overrides=set_, backend=backend, parallel=parallel, resume=resume, progress=lambda r: console.print(f"{r['topology']} n={r['nodes']}: gap {r['spectral_gap']:.4g}, "
                                                          f"accuracy {r['final_accuracy']:.4f}"),
     )
     table = Table(title=f"topology study ({out})")

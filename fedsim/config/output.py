@@ -4,6 +4,8 @@ goes, plots and checkpoints.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, PositiveInt
 
 from fedsim.config.base import Section
@@ -22,3 +24,5 @@ class OutputConfig(Section):
     dir: str = Field("runs/run", description="Run folder; a numeric suffix is added if it already holds a run")
     plot: bool = True
     checkpoint_every: PositiveInt | None = Field(None, description="Save a resumable checkpoint every this many rounds (and after the last)")
+    trackers: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list, description="Experiment trackers fed every round (extra: pip install -e '.[tracking]')")

@@ -48,6 +48,7 @@ from fedsim.config.output import EvaluationConfig, OutputConfig
 from fedsim.config.privacy import DPFedLSConfig, DPLSSGDConfig, PrivacyConfig
 from fedsim.config.robustness import RobustnessConfig
 from fedsim.config.runtime import FlowerConfig, RuntimeSection, SerialRuntimeConfig
+from fedsim.config.sweep import SweepConfig
 from fedsim.config.topology import TopologySection
 
 __all__ = ["AlgorithmSection", "ExperimentConfig"]
@@ -77,6 +78,7 @@ class ExperimentConfig(Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     privacy: PrivacyConfig | None = None
     flower: FlowerConfig = Field(default_factory=FlowerConfig)
+    sweep: SweepConfig | None = Field(None, description="Read by `fedsim sweep` only")
     robustness: RobustnessConfig | None = None
 
     @model_validator(mode="after")

@@ -1,7 +1,8 @@
 """The topology study: one decentralized experiment per (topology, node count), compared by spectral gap.
 
-For each pair the study runs the config with ``topology.spec`` and ``data.num_clients``
-replaced, and records the spectral gap of the mixing matrix, the consensus distance of every
+The runs are one sweep (:mod:`fedsim.studies.sweep`) over ``topology.spec x data.num_clients``;
+this module adds the study's own rows and plots. For each pair the study runs the config with
+``topology.spec`` and ``data.num_clients`` replaced, and records the spectral gap of the mixing matrix, the consensus distance of every
 round, the final accuracies and the rounds until the nodes' mean test accuracy first reaches a
 target. It writes ``study.json`` (one object per run, per-round series as lists), ``study.csv``
 (one row per run and round) and two plots: consensus distance against round (log scale) and
@@ -15,9 +16,12 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from fedsim.config.loading import apply_overrides, read_yaml, validate_config
+from fedsim.config.schema import ExperimentConfig
+from fedsim.config.sweep import SweepConfig
 from fedsim.errors import FedsimError
-from fedsim.experiment import resolve_config, run
 from fedsim.output import write_json_atomic
+from fedsim.studies.sweep import TrialOutcome, load_base, run_sweep
 
 __all__ = ["run_topology_study", "rounds_to_target", "plot_study"]
 
@@ -32,34 +36,39 @@ def rounds_to_target(history: Sequence[dict[str, Any]], target: float, key: str 
     return None
 
 
-def _one_run(config: str | Path | dict[str, Any], overrides: list[str], spec: str, nodes: int, target: float,
-             out: Path) -> dict[str, Any]:
-    cfg = resolve_config(config, [*overrides, f"topology.spec={spec}", f"data.num_clients={nodes}", "output.plot=false"])
-    if cfg.algorithm.kind not in DECENTRALIZED:
-        raise FedsimError(f"study topology: algorithm.kind is {cfg.algorithm.kind!r}; allowed: {', '.join(DECENTRALIZED)}")
+def _row(outcome: TrialOutcome, target: float) -> dict[str, Any]:
+    """The study's row for one trial of the sweep: the graph's spectrum and the run's consensus series."""
+    cfg = validate_config(read_yaml(outcome.dir / "config.yaml"), str(outcome.dir / "config.yaml"))
+    nodes = cfg.data.num_clients
     topology = cfg.topology.build(nodes)
-    name = Path(spec).stem if spec.endswith((".yaml", ".yml")) else spec
-    result = run(cfg, out=out / f"{name}-n{nodes}")
-    history, last = result.history, result.history[-1]
+    spec = outcome.trial.point["topology.spec"]
+    name = Path(spec).stem if isinstance(spec, str) and spec.endswith((".yaml", ".yml")) else str(spec)
+    history, last = outcome.history(), outcome.history()[-1]
     return {
         "topology": name,
         "nodes": nodes,
         "mixing": topology.mixing,
         "spectral_gap": topology.spectral_gap(),
         "lambda2": topology.lambda2(),
-        "final_accuracy": result.final_accuracy,
+        "final_accuracy": outcome.summary["final_accuracy"],
         "final_node_accuracy_mean": last.get("node_accuracy_mean"),
         "final_node_accuracy_min": last.get("node_accuracy_min"),
         "final_consensus_distance": last["consensus_distance"],
         "target": target,
         "rounds_to_target": rounds_to_target(history, target),
         "bytes_per_node_per_round": last["bytes_per_node"],
-        "run_dir": str(result.run_dir),
+        "run_dir": str(outcome.dir),
         "round": [r["round"] for r in history],
         "consensus_distance": [r["consensus_distance"] for r in history],
         "test_accuracy": [r["test_accuracy"] for r in history],
         "node_accuracy_mean": [r.get("node_accuracy_mean") for r in history],
     }
+
+
+def _check(cfg: ExperimentConfig) -> None:
+    if cfg.algorithm.kind not in DECENTRALIZED:
+        raise FedsimError(f"study topology: algorithm.kind is {cfg.algorithm.kind!r}; allowed: {', '.join(DECENTRALIZED)}")
+    cfg.topology.build(cfg.data.num_clients)
 
 
 SERIES = ("round", "consensus_distance", "test_accuracy", "node_accuracy_mean")
@@ -133,26 +142,33 @@ def run_topology_study(
     target: float = 0.85,
     overrides: Iterable[str] = (),
     progress: Callable[[dict[str, Any]], None] | None = None,
+    backend: str = "inline",
+    parallel: int | None = None,
+    resume: bool = False,
 ) -> list[dict[str, Any]]:
     """Run the sweep ``topologies x nodes`` and write ``study.json``, ``study.csv`` and the plots into ``out``.
 
-    Every pair is checked (spec and node count) before the first run starts, so a typo fails
-    in a second rather than after an hour.
+    The runs are a :func:`fedsim.studies.sweep.run_sweep` over ``topology.spec x data.num_clients``
+    (its ``sweep.json``, ``sweep.csv``, ``table.md`` and ``trials/`` are in ``out`` too). Every pair
+    is checked (spec and node count) before the first run starts, so a typo fails in a second
+    rather than after an hour.
     """
     if not topologies or not nodes:
         raise FedsimError("study topology: give at least one topology and one node count")
-    overrides = list(overrides)
-    for spec in topologies:
-        for n in nodes:
-            resolve_config(config, [*overrides, f"topology.spec={spec}", f"data.num_clients={n}"]).topology.build(n)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    base, _ = load_base(config)
+    base = apply_overrides(base, [*overrides, "output.plot=false"])
+    spec = SweepConfig(grid={"topology.spec": list(topologies), "data.num_clients": list(nodes)})
+    result = run_sweep(base, spec, out=out, backend=backend, parallel=parallel, check=_check, plot=False, resume=resume,
+                       source=str(config) if isinstance(config, (str, Path)) else "config")
+    if result.failed:
+        first = result.failed[0]
+        raise FedsimError(f"study topology: {len(result.failed)} run(s) failed, first {first.trial.name}: {first.error}")
     rows = []
-    for spec in topologies:
-        for n in nodes:
-            rows.append(_one_run(config, overrides, spec, n, target, out))
-            if progress:
-                progress(rows[-1])
+    for outcome in result.outcomes:
+        rows.append(_row(outcome, target))
+        if progress:
+            progress(rows[-1])
+    out = Path(out)
     write_json_atomic(out / "study.json", rows)
     _write_csv(rows, out / "study.csv")
     plot_study(rows, out)

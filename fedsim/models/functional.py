@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -10,7 +12,41 @@ from torch.func import functional_call
 from fedsim.errors import FedsimError
 from fedsim.params import ParamSpec
 
-__all__ = ["FunctionalModel", "evaluate"]
+__all__ = ["FunctionalModel", "UnfoldConv2d", "evaluate", "unfold_conv2d"]
+
+
+def unfold_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: tuple[int, int] = (1, 1),
+    padding: tuple[int, int] = (0, 0),
+    dilation: tuple[int, int] = (1, 1),
+) -> torch.Tensor:
+    """2-D convolution (one group) as im2col + matrix product: ``W.view(O, C k_h k_w) @ unfold(x)``.
+
+    The same function as :func:`torch.nn.functional.conv2d`. Under ``torch.func.vmap`` over
+    per-client weights the product becomes one batched matmul per layer instead of a grouped
+    convolution.
+    """
+    n, _, h, w = x.shape
+    out_channels, _, kh, kw = weight.shape
+    cols = F.unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)  # (N, C kh kw, L)
+    out = weight.reshape(out_channels, -1) @ cols
+    if bias is not None:
+        out = out + bias[:, None]
+    ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    return out.view(n, out_channels, ho, wo)
+
+
+class UnfoldConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same parameters) evaluated by :func:`unfold_conv2d`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.groups != 1 or self.padding_mode != "zeros" or isinstance(self.padding, str):
+            return super().forward(x)
+        return unfold_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)  # type: ignore[arg-type]
 
 
 class FunctionalModel:
@@ -36,6 +72,19 @@ class FunctionalModel:
 
     def initial_params(self) -> torch.Tensor:
         return self.spec.flatten(dict(self.module.named_parameters())).detach().clone()
+
+    @property
+    def has_convolutions(self) -> bool:
+        """Whether the module contains 2-D convolutions (the vectorized runtime treats those specially)."""
+        return any(isinstance(m, nn.Conv2d) for m in self.module.modules())
+
+    def with_unfold_convolutions(self) -> nn.Module:
+        """A copy of the module whose ``Conv2d`` layers compute by :func:`unfold_conv2d` (same parameter names)."""
+        module = copy.deepcopy(self.module)
+        for m in module.modules():
+            if type(m) is nn.Conv2d:
+                m.__class__ = UnfoldConv2d
+        return module
 
     def to(self, device: torch.device | str) -> "FunctionalModel":
         self.module.to(device)

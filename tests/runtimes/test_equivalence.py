@@ -10,7 +10,7 @@ from fedsim.experiment import run
 from fedsim.client import ClientContext, ClientTask, LocalSGD, minibatch_schedule
 from fedsim.config.schema import ExperimentConfig
 from fedsim.data.federated import build_federated_data
-from fedsim.models.functional import FunctionalModel
+from fedsim.models.functional import FunctionalModel, unfold_conv2d
 from fedsim.models.zoo import build_model
 from fedsim.output import read_metrics
 from fedsim.runtimes import SerialRuntime, VectorizedRuntime
@@ -62,15 +62,26 @@ def test_batched_seed_derivation_equals_derive_seed():
     assert int(derive_seeds(2**40 + 1, "sampling", -5)) == derive_seed(2**40 + 1, "sampling", -5)
 
 
-@pytest.mark.parametrize("kind", ["logistic", "mlp", "cnn"])
-def test_vectorized_equals_serial_per_client(kind, skewed):
+@pytest.mark.parametrize("kind,conv", [("logistic", "auto"), ("mlp", "auto"), ("cnn", "vmap"), ("cnn", "unfold"), ("cnn", "auto")])
+def test_vectorized_equals_serial_per_client(kind, conv, skewed):
     model = FunctionalModel(build_model(kind, seed=1, hidden=[32], channels=(4, 8)))
     w0 = model.initial_params()
     task = ClientTask(LocalSGD(lr=0.05, batch_size=16, epochs=1, weight_decay=1e-3, prox_mu=0.1))
     cohort = [2, 5, 11, 40] if kind == "cnn" else [0, 3, 8, 17, 22, 30, 41, 49]
     serial = SerialRuntime(model, skewed, seed=5).run_cohort(task, w0, cohort, rnd=2)
-    vector = VectorizedRuntime(model, skewed, seed=5, max_clients=3).run_cohort(task, w0, cohort, rnd=2)
+    vector = VectorizedRuntime(model, skewed, seed=5, max_clients=3, conv=conv).run_cohort(task, w0, cohort, rnd=2)
     assert_cohorts_close(serial, vector)
+
+
+@pytest.mark.parametrize("stride,padding,dilation", [((1, 1), (2, 2), (1, 1)), ((2, 1), (0, 1), (1, 2))])
+def test_unfold_convolution_equals_conv2d(stride, padding, dilation):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 3, 13, 11, generator=g, dtype=torch.float64)
+    weight = torch.randn(4, 3, 3, 5, generator=g, dtype=torch.float64)
+    bias = torch.randn(4, generator=g, dtype=torch.float64)
+    for b in (bias, None):
+        expected = torch.nn.functional.conv2d(x, weight, b, stride=stride, padding=padding, dilation=dilation)
+        torch.testing.assert_close(unfold_conv2d(x, weight, b, stride, padding, dilation), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_vectorized_per_client_start_points(skewed):

@@ -123,7 +123,7 @@ def validate(
 
 def _mount() -> None:
     """Sub-command groups, each in its own module."""
-    from fedsim.cli import flower, plot, privacy, robustness, study, sweep, topology
+    from fedsim.cli import flower, plot, privacy, report, robustness, study, sweep, topology
 
     app.add_typer(topology.app, name="topology")
     app.add_typer(study.app, name="study")
@@ -132,6 +132,7 @@ def _mount() -> None:
     app.add_typer(robustness.app, name="robustness")
     app.command("plot")(plot.plot)
     app.command("sweep")(sweep.sweep)
+    app.command("report")(report.report)
 
 
 _mount()

@@ -102,7 +102,9 @@ class Experiment:
         module = model if model is not None else build_model(cfg.model.kind, seed=cfg.seed, hidden=cfg.model.hidden, channels=cfg.model.channels)
         self.model = FunctionalModel(module)
         self.initial_params = self.model.initial_params()
-        self.algorithm = cfg.algorithm.build(BuildContext(seed=cfg.seed, data=self.data, topology=cfg.topology, privacy=cfg.privacy))
+        self.algorithm = cfg.algorithm.build(
+            BuildContext(seed=cfg.seed, data=self.data, topology=cfg.topology, privacy=cfg.privacy, systems=cfg.systems)
+        )
         attach_robustness(self.algorithm, cfg.robustness, self.data, cfg.seed)
         self.algorithm = cfg.compression.wrap(self.algorithm, self.model.spec, cfg.seed)
         self.stop_reason: str | None = None

@@ -37,6 +37,7 @@ AXIS_LABELS = {
     "round": "communication round",
     "bytes_up": "uplink traffic (MB, cumulative)",
     "wall_s": "wall time (s)",
+    "sim_time_s": "simulated time (s)",
     "test_accuracy": "test accuracy",
     "test_loss": "test loss (cross-entropy)",
 }

@@ -19,6 +19,7 @@ class XAxis(str, Enum):
     round = "round"
     bytes_up = "bytes_up"
     wall_s = "wall_s"
+    sim_time_s = "sim_time_s"
 
 
 class YAxis(str, Enum):
@@ -45,12 +46,16 @@ def plot(
     y: YAxis = typer.Option(YAxis.test_accuracy, "--y", help="Vertical axis."),
     title: Optional[str] = typer.Option(None, "--title", help="Figure title."),
 ) -> None:
-    """Overlay several runs' test accuracy or loss against rounds, uplink bytes or wall time."""
+    """Overlay several runs' test accuracy or loss against rounds, uplink bytes, wall or simulated time."""
     from fedsim.plotting import plot_comparison, run_labels
 
     loaded = [_load_run(d) for d in run_dirs]
     if not any(r.get(y.value) is not None for _, rows in loaded for r in rows):
         raise FedsimError(f"--y {y.value}: no evaluated rounds in {', '.join(map(str, run_dirs))}")
+    if x is XAxis.sim_time_s:
+        untimed = [str(d) for d, (_, rows) in zip(run_dirs, loaded) if any(r.get("sim_time_s") is None for r in rows)]
+        if untimed:
+            raise FedsimError(f"--x sim_time_s: {', '.join(untimed)} ran without a systems: section (no simulated time)")
     labels = run_labels([cfg for cfg, _ in loaded], [d.name for d in run_dirs])
     out.parent.mkdir(parents=True, exist_ok=True)
     plot_comparison([(label, rows) for label, (_, rows) in zip(labels, loaded)], out, x=x.value, y=y.value, title=title or "")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from fedsim.config.privacy import PrivacyConfig
+    from fedsim.config.systems import SystemsConfig
     from fedsim.config.topology import TopologySection
     from fedsim.data.federated import FederatedData
 
@@ -40,9 +41,12 @@ class BuildContext:
         The ``topology:`` section; decentralized rules default to a ring without it.
     privacy : PrivacyConfig, optional
         The ``privacy:`` section, required by the private algorithms.
+    systems : SystemsConfig, optional
+        The ``systems:`` section: with it, rounds run on a simulated clock.
     """
 
     seed: int
     data: FederatedData
     topology: TopologySection | None = None
     privacy: PrivacyConfig | None = None
+    systems: SystemsConfig | None = None

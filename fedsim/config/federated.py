@@ -120,6 +120,7 @@ class FedAvgConfig(Section):
             local_work=self.local_work.build(ctx.seed) if self.local_work else None,
             client_states=ClientStateStore(self.client_state_dir, n) if self.client_state_dir else None,
             aggregator=self.aggregator.build() if self.aggregator.kind != "mean" else None,
+            clock=ctx.systems.build(ctx.data, ctx.seed) if ctx.systems is not None else None,
         )
 
     def build(self, ctx: BuildContext) -> Algorithm:

@@ -15,6 +15,7 @@ of its own, chosen by its ``kind``, with a ``build()`` that makes its runtime ob
 ``compression:``      :mod:`fedsim.config.compression`
 ``privacy:``          :mod:`fedsim.config.privacy`
 ``robustness:``       :mod:`fedsim.config.robustness` (also ``algorithm.aggregator``)
+``systems:``          :mod:`fedsim.config.systems` (``fedbuff``, ``fedasync``: :mod:`fedsim.config.asynchronous`)
 ``evaluation:``       :mod:`fedsim.config.output` (also ``output:``)
 ====================  ==============================================================
 
@@ -29,6 +30,7 @@ from typing import Annotated, Union
 from pydantic import Field, NonNegativeInt, model_validator
 from pydantic_core import PydanticCustomError
 
+from fedsim.config.asynchronous import FedAsyncConfig, FedBuffConfig
 from fedsim.config.base import Section
 from fedsim.config.compression import CompressionConfig
 from fedsim.config.data import DataConfig
@@ -49,6 +51,7 @@ from fedsim.config.privacy import DPFedLSConfig, DPLSSGDConfig, PrivacyConfig
 from fedsim.config.robustness import RobustnessConfig
 from fedsim.config.runtime import FlowerConfig, RuntimeSection, SerialRuntimeConfig
 from fedsim.config.sweep import SweepConfig
+from fedsim.config.systems import SystemsConfig
 from fedsim.config.topology import TopologySection
 
 __all__ = ["AlgorithmSection", "ExperimentConfig"]
@@ -59,6 +62,7 @@ AlgorithmSection = Annotated[
         FedAvgConfig, ParallelSGDConfig, FedProxConfig, FedAvgMConfig, FedAdagradConfig, FedAdamConfig, FedYogiConfig, ScaffoldConfig,
         GossipConfig, DPSGDConfig, ChocoConfig,
         DPFedLSConfig, DPLSSGDConfig,
+        FedBuffConfig, FedAsyncConfig,
     ],
     Field(discriminator="kind"),
 ]
@@ -80,6 +84,22 @@ class ExperimentConfig(Section):
     flower: FlowerConfig = Field(default_factory=FlowerConfig)
     sweep: SweepConfig | None = Field(None, description="Read by `fedsim sweep` only")
     robustness: RobustnessConfig | None = None
+    systems: SystemsConfig | None = None
+
+    @model_validator(mode="after")
+    def _systems_has_a_clocked_algorithm(self) -> "ExperimentConfig":
+        if self.systems is None:
+            return self
+        if self.privacy is not None:
+            # Availability changes who can be sampled and deadlines depend on upload sizes: the
+            # sampling scheme the accountant assumes would no longer hold.
+            raise PydanticCustomError("fedsim", "systems: not combinable with privacy: (the accountant's sampling scheme "
+                                      "assumes every client can be drawn)", {})
+        clocked = ("fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "fedadagrad", "scaffold", "fedbuff", "fedasync")
+        if self.algorithm.kind not in clocked:
+            raise PydanticCustomError("fedsim", "systems: algorithm.kind={got} does not run on the simulated clock "
+                                      "(allowed: {allowed})", {"got": self.algorithm.kind, "allowed": ", ".join(clocked)})
+        return self
 
     @model_validator(mode="after")
     def _robust_aggregation_keeps_privacy(self) -> "ExperimentConfig":

@@ -15,7 +15,8 @@ import torch
 from fedsim.algorithms.base import Algorithm, RoundMetrics, ServerState
 from fedsim.client.task import FLOAT_BITS, ClientTask
 from fedsim.runtimes.base import CohortResult, Runtime
-from fedsim.topology.gossip import consensus_distance, to_torch
+from fedsim.robustness.byzantine import ByzantineClients
+from fedsim.topology.gossip import consensus_distance, gossip, to_torch
 from fedsim.topology.topology import Topology
 
 __all__ = ["Decentralized"]
@@ -35,10 +36,14 @@ class Decentralized(Algorithm):
         Root seed for the rule's own streams (compression randomness).
     """
 
-    def __init__(self, *, topology: Topology, task: ClientTask | None, seed: int = 0) -> None:
+    def __init__(self, *, topology: Topology, task: ClientTask | None, seed: int = 0,
+                 mixing_rule: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
         self.topology = topology
         self.task = task
         self.seed = seed
+        self.mixing_rule = mixing_rule
+        #: Byzantine nodes (set by the robustness section); their updates are replaced by the attack.
+        self.byzantine: ByzantineClients | None = None
         self._mixing: dict[tuple[int, str], torch.Tensor] = {}
 
     @property
@@ -50,8 +55,23 @@ class Decentralized(Algorithm):
         return ServerState(params.detach().clone().expand(self.nodes, -1).contiguous())
 
     def eval_params(self, state: ServerState) -> torch.Tensor:
-        """The averaged model $\\bar x = \\frac1n \\sum_i x_i$ (known to no node, reported as in the theory)."""
-        return state.params.mean(dim=0)
+        """The averaged model $\\bar x = \\frac1n \\sum_i x_i$ (known to no node, reported as in the theory),
+        over the honest nodes only when some are Byzantine."""
+        return state.params[self.honest(state.params.device)].mean(dim=0)
+
+    def honest(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """(n,) bool mask of the honest nodes."""
+        if self.byzantine is None:
+            return torch.ones(self.nodes, dtype=torch.bool, device=device)
+        return ~self.byzantine.mask(range(self.nodes)).to(device)
+
+    def mix(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """The mixing stage: plain gossip ``W X``, or the configured robust rule (ClippedGossip, trimmed mean)."""
+        return gossip(x, w) if self.mixing_rule is None else self.mixing_rule(x, w)
+
+    def corrupt(self, updates: torch.Tensor, rnd: int) -> torch.Tensor:
+        """The node updates as sent: Byzantine rows replaced by their attack."""
+        return updates if self.byzantine is None else self.byzantine.corrupt(updates, list(range(self.nodes)), rnd)
 
     def mixing(self, rnd: int, device: torch.device) -> torch.Tensor:
         """Round ``rnd``'s W as a torch matrix on ``device`` (cached per position in the period)."""
@@ -89,6 +109,6 @@ class Decentralized(Algorithm):
         return FLOAT_BITS * state.params.shape[1]
 
     def evaluate_extra(self, state: ServerState, evaluate: Callable[[torch.Tensor], tuple[float, float]]) -> dict[str, float]:
-        """Mean and worst test accuracy over the nodes' own models."""
-        accuracies = [evaluate(row)[0] for row in state.params]
+        """Mean and worst test accuracy over the (honest) nodes' own models."""
+        accuracies = [evaluate(row)[0] for row in state.params[self.honest(state.params.device)]]
         return {"node_accuracy_mean": sum(accuracies) / len(accuracies), "node_accuracy_min": min(accuracies)}

@@ -6,12 +6,15 @@ Centralized Algorithms?", NeurIPS 2017, https://arxiv.org/abs/1705.09056; S002 s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import torch
+
 from fedsim.algorithms.base import RoundMetrics, ServerState
 from fedsim.algorithms.decentralized import Decentralized
 from fedsim.client.task import ClientTask
 from fedsim.errors import FedsimError
 from fedsim.runtimes.base import Runtime
-from fedsim.topology.gossip import gossip
 from fedsim.topology.topology import Topology
 
 __all__ = ["DPSGD", "FORMS"]
@@ -40,17 +43,20 @@ class DPSGD(Decentralized):
         Each node's local SGD (learning rate eta, tau = ``local.steps`` steps per round).
     form : {"atc", "cta"} (default: "atc")
         Order of the local step and the gossip step.
+    mixing_rule : callable or None (default: None, plain gossip)
+        A robust replacement of the mixing step (:class:`~fedsim.robustness.gossip.RobustGossip`).
     """
 
-    def __init__(self, *, topology: Topology, task: ClientTask, form: str = "atc", seed: int = 0) -> None:
+    def __init__(self, *, topology: Topology, task: ClientTask, form: str = "atc", seed: int = 0,
+                 mixing_rule: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
         if form not in FORMS:
             raise FedsimError(f"dpsgd: form={form!r} unknown; choose one of {', '.join(FORMS)}")
-        super().__init__(topology=topology, task=task, seed=seed)
+        super().__init__(topology=topology, task=task, seed=seed, mixing_rule=mixing_rule)
         self.form = form
 
     def round(self, state: ServerState, rnd: int, runtime: Runtime) -> RoundMetrics:
         result = self.local_updates(state, rnd, runtime)
-        x, u = state.params, result.updates.to(state.params.device)
+        x, u = state.params, self.corrupt(result.updates, rnd).to(state.params.device)
         w = self.mixing(rnd, x.device)
-        state.params = gossip(x + u, w) if self.form == "atc" else gossip(x, w) + u
+        state.params = self.mix(x + u, w) if self.form == "atc" else self.mix(x, w) + u
         return self.round_metrics(state, rnd, self.full_message_bits(state), result.train_loss)

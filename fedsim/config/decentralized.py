@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
 
 from fedsim.client.local import LocalSGD
 from fedsim.client.task import ClientTask
 from fedsim.config.base import BuildContext, Section
 from fedsim.config.topology import TopologySection
 from fedsim.errors import FedsimError
+from fedsim.robustness.gossip import RobustGossip
 
 if TYPE_CHECKING:
     from fedsim.algorithms.base import Algorithm
@@ -57,16 +58,29 @@ class GossipConfig(Section):
                                gossip_steps=self.gossip_steps, seed=ctx.seed)
 
 
+class RobustGossipConfig(Section):
+    """``algorithm.robust_gossip``: ClippedGossip (He et al. 2022) or trimmed mean over neighbours."""
+
+    kind: Literal["clipped", "trimmed_mean"] = "clipped"
+    tau: PositiveFloat = Field(1.0, description="clipped: radius of the self-centered clipping")
+    trim: NonNegativeInt = Field(1, description="trimmed_mean: values dropped per side and coordinate")
+
+    def build(self) -> RobustGossip:
+        return RobustGossip(self.kind, self.tau, self.trim)
+
+
 class DPSGDConfig(_LocalTraining):
     """D-PSGD (Lian et al. 2017) in adapt-then-combine or combine-then-adapt form."""
 
     kind: Literal["dpsgd"] = "dpsgd"
     form: Literal["atc", "cta"] = Field("atc", description="atc: X <- W (X - eta G); cta: X <- W X - eta G")
+    robust_gossip: RobustGossipConfig | None = Field(None, description="Robust mixing step instead of W X (Byzantine nodes)")
 
     def build(self, ctx: BuildContext) -> Algorithm:
         from fedsim.algorithms.dpsgd import DPSGD
 
-        return DPSGD(topology=_topology(ctx), task=self.task(), form=self.form, seed=ctx.seed)
+        rule = self.robust_gossip.build() if self.robust_gossip is not None else None
+        return DPSGD(topology=_topology(ctx), task=self.task(), form=self.form, seed=ctx.seed, mixing_rule=rule)
 
 
 class ChocoConfig(_LocalTraining):

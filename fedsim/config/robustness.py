@@ -166,9 +166,12 @@ def attach(algorithm: Any, section: RobustnessConfig | None, data: Any, seed: in
         algorithm.task = dataclasses.replace(task, objective=section.training.build(hi - lo, (lo, hi)))
     byz = section.byzantine
     if byz is not None and byz.fraction > 0:
-        if not isinstance(algorithm, FedAvg):
-            raise FedsimError(f"robustness.byzantine: supported for the server-based fedavg family, not {name}")
-        clients = byzantine_clients(data.num_clients, byz.fraction, seed)
+        from fedsim.algorithms.dpsgd import DPSGD
+
+        if not isinstance(algorithm, (FedAvg, DPSGD)):
+            raise FedsimError(f"robustness.byzantine: supported for the fedavg family and dpsgd, not {name}")
+        count = algorithm.nodes if isinstance(algorithm, DPSGD) else data.num_clients
+        clients = byzantine_clients(count, byz.fraction, seed)
         algorithm.byzantine = ByzantineClients(tuple(clients), byz.attack, byz.options(), seed)
         if byz.attack == "label_flip":
             data.y_train = poison_labels(data.y_train, data.client_indices, clients, int(data.y_train.max()) + 1)

@@ -7,12 +7,14 @@ whatever the attackers sent; the rules bound how far they can pull an honest nod
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
 from fedsim.errors import FedsimError
 
-__all__ = ["clipped_gossip", "trimmed_mean_gossip"]
+__all__ = ["GOSSIP_RULES", "RobustGossip", "clipped_gossip", "trimmed_mean_gossip"]
 
 
 def _dense(w: Tensor) -> Tensor:
@@ -27,11 +29,16 @@ def clipped_gossip(x: Tensor, w: Tensor, tau: float | Tensor) -> Tensor:
     distance it is plain gossip ``W X`` (for row-stochastic W).
     """
     w = _dense(w).to(x.dtype)
-    diff = x[None, :, :] - x[:, None, :]  # (i, j, d): x_j - x_i
-    norms = diff.norm(dim=2)
-    t = tau if not isinstance(tau, Tensor) else tau.to(x)[:, None]
-    scale = torch.where(norms > t, t / norms.clamp_min(1e-30), torch.ones_like(norms))
-    return x + torch.einsum("ij,ijd->id", w * scale, diff)
+    taus = tau.to(x) if isinstance(tau, Tensor) else torch.full((x.shape[0],), float(tau), dtype=x.dtype, device=x.device)
+    out = x.clone()
+    # Per node over its neighbours only: O(edges * d) memory, not the (n, n, d) difference tensor.
+    for i in range(x.shape[0]):
+        nbrs = torch.nonzero(w[i]).flatten()
+        diff = x[nbrs] - x[i]
+        norms = diff.norm(dim=1)
+        scale = torch.where(norms > taus[i], taus[i] / norms.clamp_min(1e-30), torch.ones_like(norms))
+        out[i] = x[i] + (w[i, nbrs] * scale) @ diff
+    return out
 
 
 def trimmed_mean_gossip(x: Tensor, w: Tensor, trim: int) -> Tensor:
@@ -49,3 +56,24 @@ def trimmed_mean_gossip(x: Tensor, w: Tensor, trim: int) -> Tensor:
         vals = x[nbrs].sort(0).values
         out[i] = vals[trim : len(nbrs) - trim].mean(0)
     return out
+
+
+GOSSIP_RULES = ("clipped", "trimmed_mean")
+
+
+@dataclass(frozen=True)
+class RobustGossip:
+    """A robust mixing step ``f(X, W) -> X`` for the decentralized rules (``clipped`` or ``trimmed_mean``)."""
+
+    kind: str = "clipped"
+    tau: float = 1.0
+    trim: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in GOSSIP_RULES:
+            raise FedsimError(f"algorithm.robust_gossip.kind: '{self.kind}' is unknown (allowed: {', '.join(GOSSIP_RULES)})")
+
+    def __call__(self, x: Tensor, w: Tensor) -> Tensor:
+        if self.kind == "clipped":
+            return clipped_gossip(x, w, self.tau)
+        return trimmed_mean_gossip(x, w, self.trim)

@@ -1,0 +1,48 @@
+"""Byzantine nodes in D-PSGD on real MNIST: plain gossip is dragged away, robust gossip is not."""
+
+from __future__ import annotations
+
+import pytest
+
+from fedsim.experiment import run
+from fedsim.output import read_metrics
+from tests.helpers import assert_rows_close
+
+pytestmark = pytest.mark.slow
+
+
+def gossip_config(tmp_path, rule: dict | None) -> dict:
+    """10 nodes on the complete graph, 2 of them Byzantine (sign flip x4), logistic model, 6 rounds."""
+    cfg = {
+        "seed": 0,
+        "data": {"num_clients": 10, "partition": {"kind": "iid"}},
+        "model": {"kind": "logistic"},
+        "algorithm": {"kind": "dpsgd", "rounds": 6, "local_steps": 5, "batch_size": 32, "lr": 0.1},
+        "topology": {"spec": "complete", "mixing": "metropolis_hastings"},
+        "robustness": {"byzantine": {"fraction": 0.2, "attack": "sign_flip", "scale": 4.0}},
+        "runtime": {"kind": "vectorized", "device": "cpu"},
+        "evaluation": {"every": 6},
+        "output": {"dir": str(tmp_path / "runs"), "plot": False},
+    }
+    if rule is not None:
+        cfg["algorithm"]["robust_gossip"] = rule
+    return cfg
+
+
+def test_robust_gossip_resists_byzantine_nodes(tmp_path):
+    # Measured at 10 rounds (load ~10, 1 thread): plain gossip 0.146; ClippedGossip tau 0.1: 0.891
+    # (worst honest node 0.850); trimmed mean (trim 2): 0.883. Gaussian nodes (sigma 1): 0.521
+    # vs 0.892 / 0.892.
+    plain = run(gossip_config(tmp_path, None)).final_accuracy
+    clipped = run(gossip_config(tmp_path, {"kind": "clipped", "tau": 0.1})).final_accuracy
+    trimmed = run(gossip_config(tmp_path, {"kind": "trimmed_mean", "trim": 2})).final_accuracy
+    assert plain < 0.5 and clipped >= 0.85 and trimmed >= 0.85, (plain, clipped, trimmed)
+
+
+def test_robust_gossip_agrees_serial_vs_vectorized(tmp_path):
+    cfg = gossip_config(tmp_path, {"kind": "clipped", "tau": 0.1})
+    cfg["algorithm"]["rounds"] = 2
+    cfg["evaluation"]["every"] = 2
+    a = run(cfg, out=tmp_path / "v")
+    b = run(cfg, overrides=["runtime.kind=serial"], out=tmp_path / "s")
+    assert_rows_close(read_metrics(a.run_dir), read_metrics(b.run_dir))

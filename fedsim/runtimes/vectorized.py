@@ -64,7 +64,7 @@ def cohort_schedule(task: ClientTask, data: FederatedData, cohort: Sequence[int]
     """
     local = task.local
     batch = local.batch_size
-    sizes = [len(data.client_indices[c]) for c in cohort]
+    sizes = [data.client_indices[c].shape[0] for c in cohort]
     generators = torch_generators(seed, "batches", rnd, np.asarray(list(cohort), dtype=np.int64))
     perms: list[torch.Tensor] = []
     epochs, steps = [], []
@@ -192,7 +192,7 @@ class VectorizedRuntime(SerialRuntime):
         return CohortResult(
             clients=cohort,
             updates=updates,
-            num_samples=torch.tensor([len(self.data.client_indices[c]) for c in cohort], dtype=torch.long),
+            num_samples=torch.tensor([self.data.client_indices[c].shape[0] for c in cohort], dtype=torch.long),
             train_loss=train_loss,
             bits_up=bits,
             steps=steps.cpu().long(),

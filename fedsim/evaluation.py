@@ -8,6 +8,7 @@ from its training set, so the accuracy a client sees is measured on its own dist
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -32,7 +33,7 @@ def split_client_holdout(data: FederatedData, fraction: float, seed: int) -> tup
         perm = idx[torch.randperm(n, generator=torch_generator(seed, "holdout", k)).to(idx.device)]
         held.append(perm[:n_held].sort().values)
         train.append(perm[n_held:].sort().values)
-    return FederatedData(data.x_train, data.y_train, train, data.x_test, data.y_test), held
+    return dataclasses.replace(data, client_indices=train), held
 
 
 @torch.no_grad()

@@ -24,10 +24,10 @@ from fedsim.config.robustness import RobustEvaluationConfig
 from fedsim.config.robustness import attach as attach_robustness
 from fedsim.config.schema import ExperimentConfig
 from fedsim.errors import FedsimError
-from fedsim.data.federated import FederatedData, build_federated_data
+from fedsim.data.datasets import Dataset
+from fedsim.data.federated import FederatedData
 from fedsim.evaluation import client_accuracies, fairness_metrics, split_client_holdout
 from fedsim.models.functional import FunctionalModel, evaluate
-from fedsim.models.zoo import build_model
 from fedsim.output import RunFolder
 from fedsim.plotting import plot_curves
 from fedsim.robustness.evaluation import robust_report
@@ -78,7 +78,8 @@ class Experiment:
     """A configured federation, ready to run: data, model, runtime and algorithm built, nothing written.
 
     ``model`` (an ``nn.Module``) and ``partition`` (index lists, or a function
-    ``f(labels, num_clients, rng) -> index lists``) replace the configured ones.
+    ``f(labels, num_clients, rng) -> index lists``) replace the configured ones; ``dataset``
+    (:meth:`fedsim.data.Dataset.from_arrays`) replaces ``data.dataset``.
     """
 
     def __init__(
@@ -87,19 +88,14 @@ class Experiment:
         *,
         model: nn.Module | None = None,
         partition: Sequence[Sequence[int]] | Callable[..., Any] | None = None,
+        dataset: Dataset | None = None,
     ) -> None:
         self.cfg = cfg
-        self.data: FederatedData = build_federated_data(
-            dataset=cfg.data.dataset,
-            num_clients=cfg.data.num_clients,
-            partition=partition if partition is not None else cfg.data.partition.kind,
-            partition_params=None if partition is not None else cfg.data.partition_params(),
-            seed=cfg.seed,
-        )
+        self.data: FederatedData = cfg.data.build(cfg.seed, partition=partition, dataset=dataset)
         self.holdout: list[torch.Tensor] | None = None
         if cfg.evaluation.client_holdout > 0:
             self.data, self.holdout = split_client_holdout(self.data, cfg.evaluation.client_holdout, cfg.seed)
-        module = model if model is not None else build_model(cfg.model.kind, seed=cfg.seed, hidden=cfg.model.hidden, channels=cfg.model.channels)
+        module = model if model is not None else cfg.model.build(cfg.seed, self.data)
         self.model = FunctionalModel(module)
         self.initial_params = self.model.initial_params()
         self.algorithm = cfg.algorithm.build(
@@ -248,6 +244,7 @@ def run(
     *,
     model: nn.Module | None = None,
     partition: Sequence[Sequence[int]] | Callable[..., Any] | None = None,
+    dataset: Dataset | None = None,
     out: str | Path | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
     trackers: Sequence[RunTracker] | None = None,
@@ -264,6 +261,8 @@ def run(
         Your own torch model (stateless: no buffers) instead of ``config.model``.
     partition : index lists or callable, optional
         Your own client split instead of ``config.data.partition``.
+    dataset : Dataset, optional
+        Your own arrays (``fedsim.data.Dataset.from_arrays(x, y, client_id=...)``) instead of ``data.dataset``.
     out : path, optional
         Run folder instead of ``config.output.dir``.
     progress : callable, optional
@@ -276,7 +275,7 @@ def run(
     if trackers is None and cfg.output.trackers:
         raise FedsimError(f"output.trackers: {', '.join(cfg.output.trackers)} are built by fedsim.run (fedsim.tracking.run), "
                           "not fedsim.experiment.run")
-    experiment = Experiment(cfg, model=model, partition=partition)
+    experiment = Experiment(cfg, model=model, partition=partition, dataset=dataset)
     folder = RunFolder.create(out if out is not None else cfg.output.dir)
     try:
         return experiment.run(folder, progress, trackers=trackers or ())

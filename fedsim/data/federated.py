@@ -8,14 +8,22 @@ moved to a GPU once.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from fedsim.data.mnist import load_mnist
-from fedsim.data.partition import dirichlet_partition, iid_partition, shard_partition
+from fedsim.data.datasets import Dataset, load_dataset
+from fedsim.data.partition import (
+    dirichlet_partition,
+    dirichlet_quantity_partition,
+    iid_partition,
+    natural_partition,
+    pathological_partition,
+    quantity_skew_partition,
+    shard_partition,
+)
 from fedsim.errors import FedsimError
 from fedsim.seeding import numpy_generator
 
@@ -26,18 +34,33 @@ PARTITIONERS: dict[str, Partitioner] = {
     "iid": iid_partition,
     "dirichlet": dirichlet_partition,
     "shards": shard_partition,
+    "pathological": pathological_partition,
+    "quantity_skew": quantity_skew_partition,
+    "dirichlet_quantity": dirichlet_quantity_partition,
 }
+NATURAL = "natural"
 
 
 @dataclass
 class FederatedData:
-    """Training tensors, each client's sample indices into them, and the global test set."""
+    """Training tensors, each client's sample indices into them, and the global test set.
+
+    ``input_shape``, ``num_classes``, ``kind`` and ``vocab_size`` describe the samples (see
+    :class:`~fedsim.data.datasets.Dataset`); models are sized from them. ``client_names`` are the
+    clients' natural ids (writer, role, device) under a natural partition, else None.
+    """
 
     x_train: torch.Tensor
     y_train: torch.Tensor
     client_indices: list[torch.Tensor]
     x_test: torch.Tensor
     y_test: torch.Tensor
+    input_shape: tuple[int, ...] = (1, 28, 28)
+    num_classes: int = 10
+    kind: str = "image"
+    vocab_size: int | None = None
+    client_names: list[str] | None = field(default=None)
+    name: str = "mnist"
 
     @property
     def num_clients(self) -> int:
@@ -51,39 +74,55 @@ class FederatedData:
         return self.x_train[idx], self.y_train[idx]
 
     def to(self, device: torch.device | str) -> "FederatedData":
-        return FederatedData(
-            self.x_train.to(device),
-            self.y_train.to(device),
-            [i.to(device) for i in self.client_indices],
-            self.x_test.to(device),
-            self.y_test.to(device),
+        return replace(
+            self,
+            x_train=self.x_train.to(device),
+            y_train=self.y_train.to(device),
+            client_indices=[i.to(device) for i in self.client_indices],
+            x_test=self.x_test.to(device),
+            y_test=self.y_test.to(device),
         )
 
 
 def build_federated_data(
     *,
-    dataset: str,
+    dataset: str | Dataset,
     num_clients: int,
     partition: str | Sequence[Sequence[int]] | Partitioner,
     partition_params: dict[str, Any] | None = None,
     seed: int,
+    dataset_params: dict[str, Any] | None = None,
 ) -> FederatedData:
-    """Load ``dataset`` and split its training set among ``num_clients`` clients.
+    """Load ``dataset`` (a name, with ``dataset_params`` for :func:`~fedsim.data.datasets.load_dataset`,
+    or a :class:`~fedsim.data.datasets.Dataset`) and split its training set among clients.
 
     ``partition`` is a built-in partitioner's name, a user function
     ``f(labels, num_clients, rng, **partition_params) -> list[index array]``, or the index lists
-    themselves. The split is drawn from the ``(seed, "partition")`` stream.
+    themselves. The split is drawn from the ``(seed, "partition")`` stream. ``natural`` makes one
+    client per natural id of the data set (``num_clients`` is then unused; ``max_clients`` in
+    ``partition_params`` sub-samples them).
     """
-    if dataset != "mnist":
-        raise FedsimError(f"data.dataset: unknown dataset '{dataset}' (allowed: mnist)")
-    x_train, y_train, x_test, y_test = load_mnist()
+    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, seed=seed, **(dataset_params or {}))
+    x_train, y_train = ds.x_train, ds.y_train
     params = dict(partition_params or {})
-    if isinstance(partition, str):
+    rng = numpy_generator(seed, "partition")
+    names: list[str] | None = None
+    if partition == NATURAL:
+        if ds.client_id is None:
+            raise FedsimError(
+                f"data.partition.kind: natural needs a data set with client ids (femnist, shakespeare, synthetic, or custom with "
+                f"client_id); {ds.name} has none"
+            )
+        parts, kept = natural_partition(ds.client_id, rng, **params)
+        names = [ds.client_names[int(k)] if ds.client_names else str(int(k)) for k in kept]
+        num_clients = len(parts)
+    elif isinstance(partition, str):
         if partition not in PARTITIONERS:
-            raise FedsimError(f"data.partition.kind: unknown partition '{partition}' (allowed: {', '.join(PARTITIONERS)})")
-        parts = PARTITIONERS[partition](y_train, num_clients, numpy_generator(seed, "partition"), **params)
+            allowed = ", ".join([*PARTITIONERS, NATURAL])
+            raise FedsimError(f"data.partition.kind: unknown partition '{partition}' (allowed: {allowed})")
+        parts = PARTITIONERS[partition](y_train, num_clients, rng, **params)
     elif callable(partition):
-        parts = partition(y_train, num_clients, numpy_generator(seed, "partition"), **params)
+        parts = partition(y_train, num_clients, rng, **params)
     else:
         parts = [np.asarray(p, dtype=np.int64) for p in partition]
     if len(parts) != num_clients:
@@ -94,6 +133,12 @@ def build_federated_data(
         torch.from_numpy(x_train),
         torch.from_numpy(y_train),
         [torch.as_tensor(np.asarray(p), dtype=torch.long) for p in parts],
-        torch.from_numpy(x_test),
-        torch.from_numpy(y_test),
+        torch.from_numpy(ds.x_test),
+        torch.from_numpy(ds.y_test),
+        input_shape=ds.input_shape,
+        num_classes=ds.num_classes,
+        kind=ds.kind,
+        vocab_size=ds.vocab_size,
+        client_names=names,
+        name=ds.name,
     )

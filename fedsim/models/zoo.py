@@ -1,20 +1,25 @@
-"""The built-in models for 28x28 grey images with 10 classes (MNIST).
+"""The built-in models, sized from the data set: input shape, class count and kind of input.
 
-All take flattened or image-shaped input; the CNN reshapes to ``(N, 1, 28, 28)`` itself so every
-model reads the same ``(N, 784)`` data tensor.
+Every model reads the flat ``(N, prod(input_shape))`` rows the federated data set stores and
+reshapes them itself, so any model runs on any compatible data set. All are stateless (no
+buffers: GroupNorm, never BatchNorm) and use only operations ``torch.func.vmap`` batches, so the
+vectorized runtime trains a cohort of any of them at once; the LSTM is written out cell by
+cell for that reason (``torch.nn.LSTM`` has no vmap batching rule).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fedsim.errors import FedsimError
 from fedsim.seeding import derive_seed
 
-__all__ = ["LogisticRegression", "MLP", "CNN", "build_model"]
+__all__ = ["CNN", "CNNFedAvg", "CharLSTM", "LogisticRegression", "MLP", "MODELS", "ResNet", "build_model"]
 
 
 class LogisticRegression(nn.Module):
@@ -45,32 +50,180 @@ class MLP(nn.Module):
 
 
 class CNN(nn.Module):
-    """LeNet-5-style CNN (LeCun et al. 1998) for 28x28 inputs: two conv/pool blocks, three dense layers."""
+    """LeNet-5-style CNN (LeCun et al. 1998): two conv/pool blocks, three dense layers."""
 
-    def __init__(self, num_classes: int = 10, channels: Sequence[int] = (6, 16)) -> None:
+    def __init__(self, num_classes: int = 10, channels: Sequence[int] = (6, 16), input_shape: Sequence[int] = (1, 28, 28)) -> None:
         super().__init__()
+        c_in, h, w = input_shape
         c1, c2 = channels
+        self.input_shape = tuple(input_shape)
         self.features = nn.Sequential(
-            nn.Conv2d(1, c1, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c_in, c1, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.MaxPool2d(2),
         )
-        self.classifier = nn.Sequential(
-            nn.Linear(c2 * 25, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes)
-        )
+        flat = c2 * ((h // 2 - 4) // 2) * ((w // 2 - 4) // 2)
+        self.classifier = nn.Sequential(nn.Linear(flat, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x.reshape(-1, 1, 28, 28)).flatten(1))
+        return self.classifier(self.features(x.reshape(-1, *self.input_shape)).flatten(1))
 
 
-def build_model(kind: str, *, seed: int, hidden: Sequence[int] = (200,), channels: Sequence[int] = (6, 16)) -> nn.Module:
-    """Build a model with weights drawn from the ``(seed, "init")`` stream, not global RNG state."""
+class CNNFedAvg(nn.Module):
+    """McMahan et al. 2017's CNN (sec. 3): two 5x5 conv layers (32, 64 channels), each followed by 2x2
+    max pooling, a 512-unit fully connected ReLU layer and a softmax output (1,663,370 parameters on MNIST).
+    """
+
+    def __init__(self, num_classes: int = 10, input_shape: Sequence[int] = (1, 28, 28)) -> None:
+        super().__init__()
+        c_in, h, w = input_shape
+        self.input_shape = tuple(input_shape)
+        self.features = nn.Sequential(
+            nn.Conv2d(c_in, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(nn.Linear(64 * (h // 4) * (w // 4), 512), nn.ReLU(), nn.Linear(512, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x.reshape(-1, *self.input_shape)).flatten(1))
+
+
+class _Block(nn.Module):
+    """He et al. 2016's basic residual block, GroupNorm in place of BatchNorm (Hsieh et al. 2020)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, groups: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.norm1 = nn.GroupNorm(math.gcd(groups, c_out), c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.norm2 = nn.GroupNorm(math.gcd(groups, c_out), c_out)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.GroupNorm(math.gcd(groups, c_out), c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.norm1(self.conv1(x)))
+        return F.relu(self.norm2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """ResNets for 32x32 inputs with GroupNorm.
+
+    depth 8 and 20 are He et al. 2016's CIFAR networks (sec. 4.2: 6n+2 layers, stages of 16/32/64
+    channels, n = 1 or 3); depth 18 is the ImageNet ResNet-18 (stages of 64..512, two blocks each)
+    with the usual 3x3 stride-1 stem and no max pooling for 32x32 images.
+    """
+
+    def __init__(self, depth: int = 20, num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32), groups: int = 2) -> None:
+        super().__init__()
+        self.input_shape = tuple(input_shape)
+        if depth in (8, 20):
+            widths, blocks = (16, 32, 64), (depth - 2) // 6
+        elif depth == 18:
+            widths, blocks = (64, 128, 256, 512), 2
+        else:
+            raise FedsimError(f"model.depth: {depth} (allowed: 8, 20, 18)")
+        self.stem = nn.Sequential(
+            nn.Conv2d(input_shape[0], widths[0], 3, 1, 1, bias=False), nn.GroupNorm(math.gcd(groups, widths[0]), widths[0]), nn.ReLU()
+        )
+        layers: list[nn.Module] = []
+        c = widths[0]
+        for i, width in enumerate(widths):
+            for b in range(blocks):
+                layers.append(_Block(c, width, 2 if (i > 0 and b == 0) else 1, groups))
+                c = width
+        self.layers = nn.Sequential(*layers)
+        self.fc = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.layers(self.stem(x.reshape(-1, *self.input_shape)))
+        return self.fc(out.mean(dim=(2, 3)))
+
+
+class CharLSTM(nn.Module):
+    """LEAF's Shakespeare model (Caldas et al. 2018): an 8-dimensional character embedding, two LSTM
+    layers of 256 units, and a dense layer on the last position's output predicting the next character.
+
+    The LSTM is written out (``i, f, g, o`` gates as ``torch.nn.LSTM``, Hochreiter and Schmidhuber
+    1997) so ``torch.func.vmap`` can batch it over clients.
+    """
+
+    def __init__(self, vocab_size: int = 80, num_classes: int = 80, embed_dim: int = 8, hidden: int = 256, layers: int = 2) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim)
+        self.hidden = hidden
+        self.cells = nn.ModuleList(nn.Linear((embed_dim if i == 0 else hidden) + hidden, 4 * hidden) for i in range(layers))
+        self.fc = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq = self.embed(x.long())  # (N, T, E)
+        for cell in self.cells:
+            h = seq.new_zeros(seq.shape[0], self.hidden)
+            c = h
+            outs = []
+            for t in range(seq.shape[1]):
+                i, f, g, o = cell(torch.cat([seq[:, t], h], dim=1)).chunk(4, dim=1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                outs.append(h)
+            seq = torch.stack(outs, dim=1)
+        return self.fc(seq[:, -1])
+
+
+MODELS = ("logistic", "mlp", "cnn", "cnn_fedavg", "resnet", "char_lstm")
+# Which kinds of input each model reads (see fedsim.data.datasets.Dataset.kind).
+_ACCEPTS = {
+    "logistic": ("image", "vector"),
+    "mlp": ("image", "vector"),
+    "cnn": ("image",),
+    "cnn_fedavg": ("image",),
+    "resnet": ("image",),
+    "char_lstm": ("sequence",),
+}
+
+
+def build_model(
+    kind: str,
+    *,
+    seed: int,
+    input_shape: Sequence[int] = (1, 28, 28),
+    num_classes: int = 10,
+    input_kind: str = "image",
+    vocab_size: int | None = None,
+    dataset: str = "the data set",
+    hidden: Sequence[int] = (200,),
+    channels: Sequence[int] = (6, 16),
+    depth: int = 20,
+    norm_groups: int = 2,
+    embed_dim: int = 8,
+    lstm_hidden: int = 256,
+    lstm_layers: int = 2,
+) -> nn.Module:
+    """Build model ``kind`` for inputs of ``input_shape`` and ``input_kind`` with ``num_classes`` classes.
+
+    Weights are drawn from the ``(seed, "init")`` stream, not global RNG state. A model that
+    cannot read the data set's inputs is a :class:`FedsimError` naming both.
+    """
+    if kind not in _ACCEPTS:
+        raise FedsimError(f"model.kind: unknown model '{kind}' (allowed: {', '.join(MODELS)})")
+    shape = tuple(int(s) for s in input_shape)
+    described = f"data.dataset={dataset} ({input_kind} {'x'.join(map(str, shape))})"
+    if input_kind not in _ACCEPTS[kind]:
+        raise FedsimError(f"model.kind: {kind} reads {' or '.join(_ACCEPTS[kind])} inputs, not {described}")
+    if _ACCEPTS[kind] == ("image",) and len(shape) != 3:
+        raise FedsimError(f"model.kind: {kind} needs (C, H, W) images, got {described}")
+    if kind == "cnn" and min(shape[1:]) < 12:
+        raise FedsimError(f"model.kind: cnn needs images of at least 12x12, got {described}")
+    if kind == "resnet" and depth not in (8, 20, 18):
+        raise FedsimError(f"model.depth: {depth} (allowed: 8, 20, 18)")
+    in_features = math.prod(shape)
     builders = {
-        "logistic": lambda: LogisticRegression(),
-        "mlp": lambda: MLP(hidden=hidden),
-        "cnn": lambda: CNN(channels=channels),
+        "logistic": lambda: LogisticRegression(in_features, num_classes),
+        "mlp": lambda: MLP(in_features, hidden, num_classes),
+        "cnn": lambda: CNN(num_classes, channels, shape),
+        "cnn_fedavg": lambda: CNNFedAvg(num_classes, shape),
+        "resnet": lambda: ResNet(depth, num_classes, shape, norm_groups),
+        "char_lstm": lambda: CharLSTM(vocab_size or num_classes, num_classes, embed_dim, lstm_hidden, lstm_layers),
     }
-    if kind not in builders:
-        raise FedsimError(f"model.kind: unknown model '{kind}' (allowed: {', '.join(builders)})")
     # nn.Module initialisers draw from the global generator; fork it so the caller's state is untouched.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init"))

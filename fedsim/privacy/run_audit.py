@@ -39,14 +39,10 @@ def _read(run_dir: Path) -> tuple[dict[str, Any], Any, torch.Tensor]:
 
 
 def _membership(cfg: Any, params: torch.Tensor, members: int, seed: int) -> dict[str, Any]:
-    from fedsim.data.federated import build_federated_data
     from fedsim.models.functional import FunctionalModel
-    from fedsim.models.zoo import build_model
 
-    data = build_federated_data(dataset=cfg.data.dataset, num_clients=cfg.data.num_clients,
-                                partition=cfg.data.partition.kind, partition_params=cfg.data.partition_params(),
-                                seed=cfg.seed)
-    model = FunctionalModel(build_model(cfg.model.kind, seed=cfg.seed, hidden=cfg.model.hidden, channels=cfg.model.channels))
+    data = cfg.data.build(cfg.seed)
+    model = FunctionalModel(cfg.model.build(cfg.seed, data))
     train_idx = torch.cat(data.client_indices)
     gen = torch_generator(seed, "audit_members")
     k = min(members, len(train_idx), len(data.y_test))

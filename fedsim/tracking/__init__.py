@@ -77,6 +77,7 @@ def run(
     *,
     model: Any = None,
     partition: Sequence[Sequence[int]] | Callable[..., Any] | None = None,
+    dataset: Any = None,
     out: str | Path | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
@@ -86,7 +87,7 @@ def run(
 
     cfg = resolve_config(config, overrides)
     check_trackers(cfg.output.trackers)
-    experiment = Experiment(cfg, model=model, partition=partition)
+    experiment = Experiment(cfg, model=model, partition=partition, dataset=dataset)
     folder = RunFolder.create(out if out is not None else cfg.output.dir)
     try:
         return experiment.run(folder, progress, trackers=open_trackers(cfg, folder.path))

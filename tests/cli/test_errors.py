@@ -39,7 +39,7 @@ def assert_one_line_error(code: int, err: str, *needles: str) -> None:
         (lambda c: c["data"]["partition"].update(alpha=0), ["data.partition.alpha", "greater than 0"]),
         (lambda c: c["algorithm"].update(clients_per_round=51), ["algorithm.clients_per_round", "1..50"]),
         (lambda c: c["algorithm"].update(kind="fedfoo"), ["algorithm.kind", "fedfoo", "fedavg"]),
-        (lambda c: c["model"].update(kind="resnet"), ["model.kind", "resnet", "mlp"]),
+        (lambda c: c["model"].update(kind="vgg"), ["model.kind", "vgg", "mlp"]),
         (lambda c: c.update(sed=1), ["sed", "did you mean 'seed'"]),
     ],
 )

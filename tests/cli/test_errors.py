@@ -73,6 +73,7 @@ def test_bad_override(tmp_path, cli):
 @pytest.fixture
 def data_copy(tmp_path, monkeypatch):
     """A writable copy of the MNIST folder, used as FEDSIM_DATA."""
+    import dataclasses
     import os
 
     from fedsim.data import mnist
@@ -81,10 +82,11 @@ def data_copy(tmp_path, monkeypatch):
     dst = tmp_path / "data" / "mnist"
     shutil.copytree(src, dst)
     monkeypatch.setenv("FEDSIM_DATA", str(dst.parent))
-    monkeypatch.setattr(mnist, "MIRRORS", ("http://127.0.0.1:9/",))  # a closed port: offline, instantly
-    mnist._load.cache_clear()
+    spec = mnist.IDX_SETS["mnist"]  # a closed port: offline, instantly
+    monkeypatch.setitem(mnist.IDX_SETS, "mnist", dataclasses.replace(spec, mirrors=("http://127.0.0.1:9/",)))
+    mnist._standardised.cache_clear()
     yield dst
-    mnist._load.cache_clear()
+    mnist._standardised.cache_clear()
 
 
 def test_corrupt_data_file(tmp_path, cli, data_copy):

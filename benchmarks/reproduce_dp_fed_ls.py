@@ -5,8 +5,10 @@ the user level, DP-Fed (sigma = 0) against DP-Fed-LS (sigma = 1, 2, 3) at eps in
 DP-LSSGD (``--part lssgd``): MNIST logistic regression, (eps, 1e-5)-DP at the sample level,
 sigma in {0, 1, 2}, eps in {0.10, 0.15, 0.20, 0.25}. The slides give no training settings:
 configs/dp_fed_ls/*.yaml record the ones used (from the reference code). The noise multiplier is
-calibrated by Opacus' RDP accountant for each eps, so every sigma at one eps has exactly the same
-privacy guarantee (smoothing is post-processing).
+calibrated for each eps by the analysis the run's ledger uses (DP-Fed-LS: 20 of 2000 clients
+without replacement, dp-accounting's RDP under replace-one adjacency; DP-LSSGD: Poisson lots,
+Opacus' RDP), so every sigma at one eps has exactly the same privacy guarantee (smoothing is
+post-processing).
 
     python benchmarks/reproduce_dp_fed_ls.py --mode reduced   # a 2 x 2 corner of each table, 1 seed
     python benchmarks/reproduce_dp_fed_ls.py --mode full      # both whole tables, 3 seeds
@@ -15,15 +17,22 @@ The reduced DP-LSSGD runs train 300 steps instead of 4688 (noise recalibrated fo
 the privacy guarantee is the table's).
 
 Prints fedsim's test accuracy (mean +- std over seeds) beside the slides' numbers and writes
-results.json and table.md into --out.
+results.json and table.md into --out, and (``--results``) one JSON with the conditions (load
+average, threads, wall time) into benchmarks/results/. A cell "beats sigma = 0 beyond one std"
+when mean - std of the smoothed cell exceeds mean + std of sigma = 0 at the same eps.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
+import time
 from pathlib import Path
+
+import torch
 
 from fedsim.experiment import run
 
@@ -60,22 +69,45 @@ MODES = {
 
 
 def run_grid(part: str, grid: dict, out: Path, device: str) -> dict[str, dict]:
-    results: dict[str, dict] = {}
-    for eps in grid["epsilons"]:
-        for sigma in grid["sigmas"]:
-            accs, ledger = [], None
-            for seed in grid["seeds"]:
+    """Every cell for seed 0, then every cell for seed 1, ...: a stopped run still has whole tables.
+
+    Each finished run is appended to ``out/<part>_runs.jsonl`` as it completes.
+    """
+    runs: dict[tuple, dict] = {}
+    log = out / f"{part}_runs.jsonl"
+    for seed in grid["seeds"]:
+        for eps in grid["epsilons"]:
+            for sigma in grid["sigmas"]:
+                start = time.perf_counter()
                 res = run(CONFIGS[part], [f"privacy.target_epsilon={eps}", f"algorithm.ls_sigma={sigma}", f"seed={seed}",
                                           f"runtime.device={device}", "output.plot=false", *grid["overrides"]],
                           out=out / f"{part}_eps{eps}_sigma{sigma}_seed{seed}")
-                accs.append(100 * res.final_accuracy)
-                ledger = res.summary["privacy"]
-                print(f"{part} eps={eps} sigma={sigma} seed={seed}: acc {accs[-1]:.2f}%  "
-                      f"(spent eps {ledger['epsilon']:.3f}, z {ledger['noise_multiplier']:.4f})", flush=True)
-            results[f"{sigma},{eps}"] = {"sigma": sigma, "epsilon": eps, "accuracies": accs,
-                                         "mean": statistics.mean(accs),
-                                         "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-                                         "ledger": ledger}
+                row = {"sigma": sigma, "epsilon": eps, "seed": seed, "accuracy": 100 * res.final_accuracy,
+                       "wall_s": time.perf_counter() - start, "loadavg": os.getloadavg(),
+                       "ledger": res.summary["privacy"]}
+                runs[(sigma, eps, seed)] = row
+                with log.open("a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+                led = row["ledger"]
+                print(f"{part} eps={eps} sigma={sigma} seed={seed}: acc {row['accuracy']:.2f}%  "
+                      f"(spent eps {led['epsilon']:.3f}, z {led['noise_multiplier']:.4f})", flush=True)
+    return aggregate(part, list(runs.values()))
+
+
+def aggregate(part: str, rows: list[dict]) -> dict[str, dict]:
+    """Cells ``"sigma,eps"``: accuracies over seeds, mean, std (n - 1), the slides' value, the ledger."""
+    results: dict[str, dict] = {}
+    for row in rows:
+        cell = results.setdefault(f"{row['sigma']},{row['epsilon']}", {
+            "sigma": row["sigma"], "epsilon": row["epsilon"], "seeds": [], "accuracies": [], "wall_s": [],
+            "slides": SLIDES[part][row["sigma"]][row["epsilon"]], "ledger": row["ledger"]})
+        cell["seeds"].append(row["seed"])
+        cell["accuracies"].append(row["accuracy"])
+        cell["wall_s"].append(row["wall_s"])
+    for cell in results.values():
+        accs = cell["accuracies"]
+        cell["mean"] = statistics.mean(accs)
+        cell["std"] = statistics.stdev(accs) if len(accs) > 1 else 0.0
     return results
 
 
@@ -92,6 +124,18 @@ def table(part: str, results: dict[str, dict], grid: dict) -> str:
     return "\n".join(lines)
 
 
+def beats_beyond_one_std(results: dict[str, dict], grid: dict) -> list[str]:
+    """Cells (sigma, eps) whose mean - std exceeds sigma = 0's mean + std at the same eps."""
+    out = []
+    for e in grid["epsilons"]:
+        base = results[f"0,{e}"]
+        for s in grid["sigmas"]:
+            r = results[f"{s},{e}"]
+            if s and r["mean"] - r["std"] > base["mean"] + base["std"]:
+                out.append(f"sigma={s}, eps={e}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=["reduced", "full"], default="reduced")
@@ -99,17 +143,35 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/reproduce_dp_fed_ls"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the mode's seeds")
+    parser.add_argument("--epsilons", type=float, nargs="+", help="override the mode's epsilons")
+    parser.add_argument("--results", type=Path, help="also write one JSON with the run conditions here")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra config override")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for part in (["fedls", "lssgd"] if args.part == "both" else [args.part]):
         grid = dict(MODES[part][args.mode], **({"seeds": args.seeds} if args.seeds else {}))
+        if args.epsilons:
+            grid["epsilons"] = [int(e) if float(e).is_integer() and part == "fedls" else e for e in args.epsilons]
+        grid["overrides"] = [*grid["overrides"], *args.overrides]
+        started, load0 = time.time(), os.getloadavg()
         results = run_grid(part, grid, args.out, args.device)
         md = table(part, results, grid)
         print(md)
         (args.out / f"{part}_results.json").write_text(json.dumps(results, indent=2))
         (args.out / f"{part}_table.md").write_text(md + "\n")
         wins = [results[f"{s},{e}"]["mean"] > results[f"0,{e}"]["mean"] for e in grid["epsilons"] for s in grid["sigmas"] if s]
-        print(f"{part}: smoothing beats sigma = 0 at equal epsilon in {sum(wins)}/{len(wins)} cells")
+        clear = beats_beyond_one_std(results, grid)
+        print(f"{part}: smoothing beats sigma = 0 at equal epsilon in {sum(wins)}/{len(wins)} cells (means); "
+              f"beyond one std in {len(clear)}: {', '.join(clear) or 'none'}")
+        if args.results:
+            args.results.parent.mkdir(parents=True, exist_ok=True)
+            args.results.write_text(json.dumps({
+                "part": part, "mode": args.mode, "grid": grid, "table": md, "cells": results,
+                "beats_sigma0_by_mean": f"{sum(wins)}/{len(wins)}", "beats_sigma0_beyond_one_std": clear,
+                "conditions": {"machine": platform.machine(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                               "loadavg_start": load0, "loadavg_end": os.getloadavg(),
+                               "wall_s": time.time() - started, "torch": torch.__version__},
+            }, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """SCAFFOLD: Stochastic Controlled Averaging for Federated Learning.
 
 Karimireddy, Kale, Mohri, Reddi, Stich and Suresh, ICML 2020, https://arxiv.org/abs/1910.06378,
-Algorithm 1 with option II control variates.
+Algorithm 1 with option II control variates, for the objective ``f = sum_i p_i f_i`` that the
+model aggregation weights p_i define (``weighting``: p_i = n_i / n or 1/N).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import torch
 
+from fedsim.algorithms.aggregation import aggregation_weights
 from fedsim.algorithms.base import RoundMetrics, ServerState
 from fedsim.algorithms.fedavg import FedAvg
 from fedsim.client.task import FLOAT_BITS, ClientTask
@@ -55,9 +57,15 @@ class Scaffold(FedAvg):
 
     The server keeps ``c`` in ``ServerState.extras["c"]`` and broadcasts it with ``x``; each
     client keeps ``c_i`` in the client state store, so it survives the rounds it is not sampled.
-    Server step (lines 16-17): ``x <- x + eta_g sum_i p_i Delta y_i`` and
-    ``c <- c + (1/N) sum_{i in S} Delta c_i``. The client drift correction makes the fixed point
-    the minimiser of the global objective even with many local steps on heterogeneous data.
+    Server step (lines 16-17, eq. (5)): ``x <- x + eta_g sum_{i in S} w_i Delta y_i`` with the
+    cohort-normalised FedAvg weights w_i, and ``c <- c + sum_{i in S} p_i Delta c_i`` with the
+    global weights p_i of the N clients (p_i = n_i / n for ``weighting="samples"``, 1/N for
+    ``"uniform"``, where it is the paper's ``(|S|/N) (1/|S|) sum_S Delta c_i``). That keeps
+    ``c = sum_i p_i c_i`` at every round, under partial participation too, so at a fixed point
+    (``y_i = x``, ``c_i = grad f_i(x)``) the corrected steps vanish only where
+    ``sum_i p_i grad f_i(x) = 0``: the minimiser of the objective the model is averaged for. (An
+    unweighted ``c`` with sample-weighted averaging converges to the minimiser of
+    ``(1/N) sum_i f_i`` instead.)
 
     Parameters
     ----------
@@ -76,16 +84,21 @@ class Scaffold(FedAvg):
     def broadcast(self, state: ServerState) -> dict[str, torch.Tensor]:
         return {SERVER_CONTROL: state.extras[SERVER_CONTROL]}
 
+    def control_weights(self, runtime: Runtime) -> torch.Tensor:
+        """p_i over all N clients, as ``weighting`` defines the objective: n_i / n or 1/N."""
+        return aggregation_weights(runtime.data.client_sizes(), self.weighting)
+
     def train_cohort(self, state: ServerState, cohort: list[int], rnd: int, runtime: Runtime) -> CohortResult:
         c = state.extras[SERVER_CONTROL]
         before = {k: self.client_states.get(k).get(CONTROL) for k in cohort}
         result = super().train_cohort(state, cohort, rnd, runtime)
+        p = self.control_weights(runtime)
         # result.clients, not cohort: under Flower a dropped client is missing from the result.
         delta_c = sum(
-            new[CONTROL].to(c.device) - (before[k].to(c.device) if before[k] is not None else 0.0)
+            float(p[k]) * (new[CONTROL].to(c.device) - (before[k].to(c.device) if before[k] is not None else 0.0))
             for k, new in zip(result.clients, result.states)
         )
-        state.extras[SERVER_CONTROL] = c + delta_c / self.num_clients
+        state.extras[SERVER_CONTROL] = c + delta_c
         return result
 
     @staticmethod

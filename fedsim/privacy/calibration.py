@@ -13,6 +13,7 @@ The search runs on the same analysis the run's ledger uses (:mod:`fedsim.privacy
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 from fedsim.errors import FedsimError
 from fedsim.privacy.analysis import (
@@ -72,6 +73,7 @@ def _calibrate_uniform(target_epsilon: float, delta: float, q: float, steps: int
     return float(z)
 
 
+@lru_cache(maxsize=128)  # a pure function of scalars; sweeps and repeated seeds ask the same question
 def calibrate_noise_multiplier(*, target_epsilon: float, delta: float, sample_rate: float, steps: int,
                                accountant: str = "rdp", tolerance: float = 0.01, sampling: str = "poisson",
                                population: int | None = None) -> float:

@@ -72,3 +72,53 @@ def test_spilled_store_holds_many_large_states_in_little_memory(tmp_path):
     assert grown_mb < 40, grown_mb
     assert store.get(417)["c_i"][12345].item() == 417.0
     assert (tmp_path / "c_i.bin").stat().st_size == clients * dim * 4
+
+
+def unequal_quadratic(sizes=(2, 3, 5, 8, 13, 40), dim=5, seed=0):
+    """Clients of unequal sizes with different curvatures and minimisers (f_k = mean over its rows).
+
+    Returns the data, the model, the minimiser of ``sum_k (n_k / n) f_k`` (sample-weighted) and
+    that of ``(1/N) sum_k f_k`` (uniform), both in closed form (coordinate-wise quadratics).
+    """
+    from fedsim.data.federated import FederatedData
+    from tests.helpers import QuadraticModel
+
+    gen = torch.Generator().manual_seed(seed)
+    k, n = len(sizes), sum(sizes)
+    owner = torch.repeat_interleave(torch.arange(k), torch.tensor(sizes))
+    scale = torch.linspace(0.2, 2.0, k, dtype=torch.float64)[owner][:, None]
+    a = scale * (0.5 + torch.rand(n, dim, generator=gen, dtype=torch.float64))
+    b = 3.0 * torch.randn(k, dim, generator=gen, dtype=torch.float64)[owner] + 0.1 * torch.randn(n, dim, generator=gen, dtype=torch.float64)
+    bounds = [0, *torch.tensor(sizes).cumsum(0).tolist()]
+    idx = [torch.arange(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    x = torch.cat([a, b], 1)
+    y = torch.zeros(n, dtype=torch.long)
+    w_samples = (a * b).sum(0) / a.sum(0)  # sum_k (n_k/n) mean_{i in k} = (1/n) sum over all rows
+    per = torch.tensor([1.0 / sizes[int(o)] for o in owner], dtype=torch.float64)[:, None]
+    w_uniform = (per * a * b).sum(0) / (per * a).sum(0)
+    return FederatedData(x, y, idx, x[:1], y[:1]), QuadraticModel(dim), w_samples, w_uniform
+
+
+class UnweightedControlScaffold(Scaffold):
+    """The pre-fix rule: c <- c + (1/N) sum_S Delta c_i whatever the weighting."""
+
+    def control_weights(self, runtime):
+        return torch.full((self.num_clients,), 1.0 / self.num_clients, dtype=torch.float64)
+
+
+def test_sample_weighted_scaffold_converges_to_the_weighted_minimiser():
+    data, model, w_samples, w_uniform = unequal_quadratic()
+    assert (w_samples - w_uniform).norm() > 0.3  # the two objectives really differ
+    task = ClientTask(LocalSGD(lr=0.1, batch_size=64, steps=10))
+    for participation, rounds in ((FullParticipation(), 60), (UniformSampling(3), 150)):
+        common = dict(num_clients=6, task=task, participation=participation, weighting="samples", seed=2)
+        fixed = Scaffold(**common)
+        state = train(fixed, data, model, rounds)
+        assert (state.params - w_samples).norm() < 1e-8, participation
+        # c stays the p-weighted mean of the client variates (Karimireddy et al. eq. (5), weighted).
+        c_i = torch.stack([fixed.client_states.get(k)["c_i"] for k in range(6)])
+        p = torch.tensor([2, 3, 5, 8, 13, 40], dtype=torch.float64) / 71
+        torch.testing.assert_close(state.extras["c"], p @ c_i)
+        old = train(UnweightedControlScaffold(**common), data, model, rounds).params
+        assert (old - w_samples).norm() > 1.0  # the old rule fails this test (4.77 away) ...
+        assert (old - w_uniform).norm() < 1e-6  # ... by converging to the uniform minimiser

@@ -7,13 +7,16 @@ a new partition is a new ``*Partition`` model added to :data:`Partition`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Literal, Union
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 from fedsim.config.base import Section
+from fedsim.data.augment import Augmentation
 from fedsim.data.datasets import Dataset
 from fedsim.data.federated import FederatedData, build_federated_data
+from fedsim.errors import FedsimError
 
 __all__ = [
     "AugmentConfig",
@@ -120,8 +123,9 @@ class DataConfig(Section):
         return {}
 
     def build(self, seed: int, partition: object = None, dataset: Dataset | None = None) -> FederatedData:
-        """The federated data set: loaded, partitioned (``partition`` replaces the configured one)."""
-        return build_federated_data(
+        """The federated data set: loaded, partitioned (``partition`` replaces the configured one),
+        with the configured augmentation attached (an image data set only)."""
+        data = build_federated_data(
             dataset=dataset if dataset is not None else self.dataset,
             dataset_params=self.dataset_params(),
             num_clients=self.num_clients,
@@ -129,3 +133,8 @@ class DataConfig(Section):
             partition_params=None if partition is not None else self.partition_params(),
             seed=seed,
         )
+        if self.augment is None:
+            return data
+        if data.kind != "image":
+            raise FedsimError(f"data.augment: crops and flips need an image data set, not data.dataset={data.name} ({data.kind})")
+        return replace(data, augment=Augmentation(data.input_shape, self.augment.crop_padding, self.augment.flip))  # type: ignore[arg-type]

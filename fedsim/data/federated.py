@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fedsim.data.augment import Augmentation
 from fedsim.data.datasets import Dataset, load_dataset
 from fedsim.data.partition import (
     dirichlet_partition,
@@ -48,6 +49,7 @@ class FederatedData:
     ``input_shape``, ``num_classes``, ``kind`` and ``vocab_size`` describe the samples (see
     :class:`~fedsim.data.datasets.Dataset`); models are sized from them. ``client_names`` are the
     clients' natural ids (writer, role, device) under a natural partition, else None.
+    ``augment`` is the train-time augmentation runtimes apply through :meth:`for_round`.
     """
 
     x_train: torch.Tensor
@@ -61,6 +63,7 @@ class FederatedData:
     vocab_size: int | None = None
     client_names: list[str] | None = field(default=None)
     name: str = "mnist"
+    augment: Augmentation | None = None
 
     @property
     def num_clients(self) -> int:
@@ -72,6 +75,25 @@ class FederatedData:
     def client_data(self, client: int) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self.client_indices[client]
         return self.x_train[idx], self.y_train[idx]
+
+    def for_round(self, cohort: Sequence[int], seed: int, rnd: int) -> "FederatedData":
+        """The training data ``cohort`` sees in round ``rnd``: this data set itself without
+        augmentation; with it, a compact copy holding only the cohort's samples, augmented on
+        this data's device (other clients appear empty; sizes and sample order are unchanged).
+        """
+        if self.augment is None:
+            return self
+        rows = [self.client_indices[c] for c in cohort]
+        flat = torch.cat(rows) if rows else self.client_indices[0][:0]
+        sizes = [len(r) for r in rows]
+        x = self.augment.cohort(self.x_train.index_select(0, flat), sizes, list(cohort), seed, rnd)
+        empty = flat[:0]
+        indices = [empty] * self.num_clients
+        start = 0
+        for c, n in zip(cohort, sizes):
+            indices[c] = torch.arange(start, start + n, device=flat.device)
+            start += n
+        return replace(self, x_train=x, y_train=self.y_train.index_select(0, flat), client_indices=indices, augment=None)
 
     def to(self, device: torch.device | str) -> "FederatedData":
         return replace(

@@ -45,11 +45,12 @@ class SerialRuntime(Runtime):
         broadcast: dict[str, torch.Tensor] | None = None,
     ) -> CohortResult:
         params, states, broadcast = self.on_device(params, cohort, states, broadcast)
+        data = self.data.for_round(cohort, self.seed, rnd)  # augmented copy of the cohort's samples, if configured
         results = []
         for i, client in enumerate(cohort):
             start = params if params.dim() == 1 else params[i]
             state = states[i]
-            x, y = self.data.client_data(client)
+            x, y = data.client_data(client)
             ctx = ClientContext(self.seed, rnd, client)
             results.append(train_client(task, self.model, start, x, y, ctx, state, broadcast))
         return CohortResult.from_clients(list(cohort), results)

@@ -154,11 +154,15 @@ class VectorizedRuntime(SerialRuntime):
         broadcast: dict[str, torch.Tensor] | None = None,
     ) -> CohortResult:
         params, states, broadcast = self.on_device(params, cohort, states, broadcast)
-        parts = []
-        for lo in range(0, len(cohort), self.max_clients):
-            hi = min(lo + self.max_clients, len(cohort))
-            start = params if params.dim() == 1 else params[lo:hi]
-            parts.append(self._run_chunk(task, start, list(cohort[lo:hi]), rnd, states[lo:hi], broadcast))
+        base, parts = self.data, []
+        self.data = base.for_round(cohort, self.seed, rnd)  # augmented copy of the cohort's samples, if configured
+        try:
+            for lo in range(0, len(cohort), self.max_clients):
+                hi = min(lo + self.max_clients, len(cohort))
+                start = params if params.dim() == 1 else params[lo:hi]
+                parts.append(self._run_chunk(task, start, list(cohort[lo:hi]), rnd, states[lo:hi], broadcast))
+        finally:
+            self.data = base
         return parts[0] if len(parts) == 1 else CohortResult.concat(parts)
 
     def _run_chunk(

@@ -52,6 +52,16 @@ def _cell(value: Any) -> str:
     return f"<td>{html.escape(str(value))}</td>"
 
 
+def _number(text: str) -> Any:
+    """A CSV cell as a number where it is one (so the table aligns and rounds it)."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
@@ -144,7 +154,7 @@ def sweep_page(sweep_dir: str | Path) -> str:
     if (sweep_dir / "sweep.csv").exists():
         with (sweep_dir / "sweep.csv").open() as fh:
             rows = list(csv.reader(fh))
-        parts += ["<h2>Trials</h2>", _table(rows[0], rows[1:])]
+        parts += ["<h2>Trials</h2>", _table(rows[0], [[_number(v) for v in row] for row in rows[1:]])]
     failed = [o for o in outcomes if not o.ok]
     if failed:
         parts += ["<h2>Failed trials</h2>",

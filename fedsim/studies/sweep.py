@@ -373,8 +373,13 @@ def _progress_callback(done: Callable[[str], None]) -> Any:
 
 def _run_tune(jobs: list[dict[str, Any]], out: Path, *, parallel: int | None, cpus: float, gpus: float, max_failures: int,
               address: str | None, done: Callable[[str], None]) -> None:
+    # Tune's CSV and TensorBoardX loggers repeat what each trial folder holds (only its JSON logger,
+    # which its result grid reads, is kept); its console summary repeats the table printed at the end.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
     from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
 
     started = not ray.is_initialized()
     if started:
@@ -390,7 +395,7 @@ def _run_tune(jobs: list[dict[str, Any]], out: Path, *, parallel: int | None, cp
             ),
             run_config=tune.RunConfig(
                 name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str((out / "tune").resolve()),
-                failure_config=tune.FailureConfig(max_failures=max_failures), verbose=0, callbacks=[_progress_callback(done)],
+                failure_config=tune.FailureConfig(max_failures=max_failures), verbose=0, callbacks=[JsonLoggerCallback(), _progress_callback(done)],
             ),
         )
         tuner.fit()  # failed trials are in error.txt; Tune's ResultGrid is not needed to report them

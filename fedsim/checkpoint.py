@@ -51,19 +51,37 @@ def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> Path:
         torch.save(payload, tmp)
         tmp.flush()
         os.fsync(tmp.fileno())
+    os.chmod(tmp.name, 0o644)  # like every run-folder file (mkstemp makes 0600)
     os.replace(tmp.name, path)
     return path
 
 
-def load_checkpoint(run_dir: Path) -> Checkpoint:
-    """Read ``run_dir/checkpoint.pt``; a missing or foreign file is a user error."""
+def load_checkpoint(run_dir: Path, first_checkpoint_round: int | None = None) -> Checkpoint:
+    """Read ``run_dir/checkpoint.pt``; a missing, truncated or foreign file is a one-line user error.
+
+    ``first_checkpoint_round`` (the round the run's first checkpoint was due) tells a run that
+    stopped before its first checkpoint from one that never had ``output.checkpoint_every`` set.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FedsimError(f"--resume {run_dir}: no such run folder")
     path = run_dir / CHECKPOINT_FILE
     if not path.is_file():
+        if first_checkpoint_round is not None:
+            raise FedsimError(f"--resume {run_dir}: no checkpoint written yet: the run stopped before round {first_checkpoint_round}")
         raise FedsimError(f"--resume: {path} not found (the run needs output.checkpoint_every set to be resumable)")
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        # weights_only: a checkpoint is tensors, numbers and strings; nothing in it needs arbitrary unpickling.
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a damaged file
+        reason = " ".join(str(exc).split())[:120] or exc.__class__.__name__
+        raise FedsimError(f"--resume: {path} is truncated or not a fedsim checkpoint ({reason})") from None
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise FedsimError(f"--resume: {path} is not a fedsim checkpoint (format {_FORMAT})")
-    return Checkpoint(payload["rounds_done"], ServerState.from_state_dict(payload["server"]), payload["algorithm"], payload["history"])
+    try:
+        return Checkpoint(payload["rounds_done"], ServerState.from_state_dict(payload["server"]), payload["algorithm"], payload["history"])
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise FedsimError(f"--resume: {path} is an incomplete fedsim checkpoint (no {exc})") from None
 
 
 def _cpu(obj: Any) -> Any:

@@ -1,4 +1,4 @@
-"""The one exception type for user errors.
+"""The one exception type for user errors, and the exception a SIGTERM becomes.
 
 Anything a user can get wrong (a config key, a file, a value out of range) raises
 :class:`FedsimError` with a one-line message naming the offending key or file and what is
@@ -8,7 +8,9 @@ a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["FedsimError"]
+from typing import Any
+
+__all__ = ["FedsimError", "Terminated", "raise_terminated"]
 
 
 class FedsimError(Exception):
@@ -16,3 +18,13 @@ class FedsimError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).split()))
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process was, so that it unwinds like Ctrl-C (completed rounds
+    kept, summary marked interrupted); the CLI exits with 143 (128 + SIGTERM) instead of 130."""
+
+
+def raise_terminated(signum: int, frame: Any) -> None:
+    """A ``signal.signal`` handler: turn SIGTERM into :class:`Terminated`."""
+    raise Terminated

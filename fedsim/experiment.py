@@ -7,6 +7,9 @@ run folder is created.
 
 from __future__ import annotations
 
+import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -23,12 +26,12 @@ from fedsim.config.base import BuildContext
 from fedsim.config.robustness import RobustEvaluationConfig
 from fedsim.config.robustness import attach as attach_robustness
 from fedsim.config.schema import ExperimentConfig
-from fedsim.errors import FedsimError
+from fedsim.errors import FedsimError, raise_terminated
 from fedsim.data.datasets import Dataset
 from fedsim.data.federated import FederatedData
 from fedsim.evaluation import client_accuracies, fairness_metrics, split_client_holdout
 from fedsim.models.functional import FunctionalModel, evaluate
-from fedsim.output import RunFolder
+from fedsim.output import FILE_MODE, RunFolder
 from fedsim.plotting import plot_curves
 from fedsim.robustness.evaluation import robust_report
 from fedsim.seeding import torch_generator
@@ -104,6 +107,7 @@ class Experiment:
         attach_robustness(self.algorithm, cfg.robustness, self.data, cfg.seed)
         self.algorithm = cfg.compression.wrap(self.algorithm, self.model.spec, cfg.seed)
         self.stop_reason: str | None = None
+        self.divergence: dict[str, Any] | None = None
         self.runtime = cfg.runtime.build(self.model, self.data, cfg.seed)
 
     def evaluate(self, params: torch.Tensor) -> tuple[float, float]:
@@ -155,6 +159,9 @@ class Experiment:
         rounds = cfg.algorithm.rounds
         start = time.perf_counter() - (history[-1]["wall_s"] if history else 0.0)
         status = "completed"
+        # SIGTERM (a scheduler, `kill`, `timeout`) unwinds like Ctrl-C: completed rounds kept, summary written.
+        on_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, raise_terminated) if on_main else None
         try:
             for rnd in range(first, rounds):
                 stop = self.algorithm.stop_reason(rnd)
@@ -171,38 +178,49 @@ class Experiment:
                     "bytes_up": metrics.bytes_up,
                     "bytes_down": metrics.bytes_down,
                 }
-                if (rnd + 1) % cfg.evaluation.every == 0 or rnd + 1 == rounds:
+                bad = _non_finite(train_loss=metrics.train_loss, parameters=state.params)
+                if bad is None and ((rnd + 1) % cfg.evaluation.every == 0 or rnd + 1 == rounds):
                     row["test_accuracy"], row["test_loss"] = self.evaluate(self.algorithm.eval_params(state))
                     row.update(self.algorithm.evaluate_extra(state, self.evaluate))
                     row.update(self.evaluate_clients(self.algorithm.eval_params(state)))
                     robust = cfg.robustness.evaluation if cfg.robustness else None
                     if robust is not None and robust.per_round:
                         row.update(self.evaluate_robust(self.algorithm.eval_params(state), per_round=True))
+                    bad = _non_finite(test_loss=row["test_loss"])
                 row.update(metrics.extra)
                 row["wall_s"] = time.perf_counter() - start
-                folder.append_metrics(row)
+                folder.append_metrics(row)  # non-finite values are written as null
                 history.append(row)
                 every = cfg.output.checkpoint_every
-                if every and ((rnd + 1) % every == 0 or rnd + 1 == rounds):
+                if bad is None and every and ((rnd + 1) % every == 0 or rnd + 1 == rounds):
                     save_checkpoint(folder.path, Checkpoint(rnd + 1, state, self.algorithm.state_dict(), history))
                 for tracker in trackers:
                     tracker.log_round(row)
                 if progress:
                     progress(row)
-        except KeyboardInterrupt:
+                if bad is not None:  # nothing after this round means anything: stop, and say why
+                    status = "diverged"
+                    self.divergence = {"round": rnd + 1, "quantity": bad, "hint": self._divergence_hint()}
+                    break
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as Terminated
             status = "interrupted"
             raise
         finally:
-            if cfg.privacy is not None or cfg.robustness is not None:  # the trained model, for `fedsim privacy audit` / `robustness eval`
-                torch.save(self.algorithm.eval_params(state).detach().cpu(), folder.path / "params.pt")
-            summary = self._summary(history, status, time.perf_counter() - start)
-            if status == "completed" and cfg.robustness is not None and cfg.robustness.evaluation is not None:
-                summary["robustness"] = self.evaluate_robust(self.algorithm.eval_params(state))
-            folder.write_summary(summary)
-            if cfg.output.plot and history:
-                plot_curves(history, folder.path / "curves.png", title=folder.path.name)
-            for tracker in trackers:
-                tracker.finish(summary)
+            try:
+                if cfg.privacy is not None or cfg.robustness is not None:  # the trained model, for `fedsim privacy audit` / `robustness eval`
+                    torch.save(self.algorithm.eval_params(state).detach().cpu(), folder.path / "params.pt")
+                    (folder.path / "params.pt").chmod(FILE_MODE)
+                summary = self._summary(history, status, time.perf_counter() - start)
+                if status == "completed" and cfg.robustness is not None and cfg.robustness.evaluation is not None:
+                    summary["robustness"] = self.evaluate_robust(self.algorithm.eval_params(state))
+                folder.write_summary(summary)
+                if cfg.output.plot and history:
+                    plot_curves(history, folder.path / "curves.png", title=_plot_title(cfg))
+                for tracker in trackers:
+                    tracker.finish(summary)
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
         return RunResult(folder.path, history, summary, self.algorithm.eval_params(state).detach().cpu())
 
     def _summary(self, history: list[dict[str, Any]], status: str, wall_s: float) -> dict[str, Any]:
@@ -210,6 +228,7 @@ class Experiment:
         return {
             "status": status,
             **({"stop_reason": self.stop_reason} if self.stop_reason else {}),
+            **({"divergence": self.divergence} if self.divergence else {}),
             "final_accuracy": accs[-1] if accs else None,
             "best_accuracy": max(accs) if accs else None,
             "rounds": len(history),
@@ -223,6 +242,29 @@ class Experiment:
         }
 
 
+    def _divergence_hint(self) -> str:
+        lr = getattr(self.cfg.algorithm, "lr", None)
+        return f"lower algorithm.lr (now {lr:g})" if lr is not None else "lower the step sizes"
+
+
+def _non_finite(**quantities: float | torch.Tensor | None) -> str | None:
+    """The name of the first quantity that is not finite (a loss, or any entry of a parameter tensor)."""
+    for name, value in quantities.items():
+        if value is None:
+            continue
+        if isinstance(value, torch.Tensor):
+            if not bool(torch.isfinite(value).all()):
+                return name
+        elif not math.isfinite(value):
+            return name
+    return None
+
+
+def _plot_title(cfg: ExperimentConfig) -> str:
+    """The curves' title from the config, not the folder name (a `$` or an emoji there is not text to matplotlib)."""
+    return f"{cfg.algorithm.kind} on {cfg.data.dataset}, {cfg.data.num_clients} clients, seed {cfg.seed}"
+
+
 def resume(run_dir: str | Path, *, progress: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
     """Continue the run in ``run_dir`` from its checkpoint (``fedsim run --resume``).
 
@@ -230,8 +272,10 @@ def resume(run_dir: str | Path, *, progress: Callable[[dict[str, Any]], None] | 
     equal those of a run that was never interrupted.
     """
     run_dir = Path(run_dir)
-    checkpoint = load_checkpoint(run_dir)
-    experiment = Experiment(resolve_config(run_dir / "config.yaml"))
+    cfg = resolve_config(run_dir / "config.yaml")
+    every = cfg.output.checkpoint_every
+    checkpoint = load_checkpoint(run_dir, min(every, cfg.algorithm.rounds) if every else None)
+    experiment = Experiment(cfg)
     try:
         return experiment.run(RunFolder(run_dir), progress, resume=checkpoint)
     finally:

@@ -6,12 +6,39 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import functools
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-__all__ = ["comparison_series", "plot_comparison", "plot_curves", "run_labels"]
+__all__ = ["comparison_series", "image_formats", "plain_text", "plot_comparison", "plot_curves", "run_labels"]
+
+
+def image_formats() -> list[str]:
+    """The file extensions matplotlib can save to (png, pdf, svg, ...)."""
+    return sorted(FigureCanvasBase.get_supported_filetypes())
+
+
+@functools.lru_cache(maxsize=1)
+def _glyphs() -> frozenset[int]:
+    from matplotlib import font_manager, ft2font
+
+    return frozenset(ft2font.FT2Font(font_manager.findfont(font_manager.FontProperties())).get_charmap())
+
+
+def plain_text(text: str) -> str:
+    """``text`` as matplotlib draws it literally: ``$`` escaped (no mathtext), characters the font
+    lacks replaced by ``?`` (instead of a "Glyph missing" warning and an empty box)."""
+    glyphs = _glyphs()
+    return "".join(c if ord(c) in glyphs or c in " \n" else "?" for c in text).replace("$", r"\$")
+
+
+def _integer_rounds(ax: plt.Axes) -> None:
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # there is no round 2.5
 
 
 def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> None:
@@ -26,8 +53,9 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "
     ax_loss.legend()
     for ax in (ax_acc, ax_loss):
         ax.grid(alpha=0.3)
+        _integer_rounds(ax)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(plain_text(title))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -72,10 +100,10 @@ def run_labels(configs: Sequence[dict[str, Any]], names: Sequence[str]) -> list[
         # A value that varies, or a key only one algorithm has (FedProx's mu next to FedAvg).
         return len({repr(f[key]) for f in having}) > 1 or (len(kinds) == 1 and len(having) < len(flats))
 
-    differing = [k for k in keys if shown(k)]
+    differing = [k for k in keys if shown(k)]  # every one of them: a label that drops one can repeat another's
     labels = []
     for f in flats:
-        parts = [f"{k.removeprefix('algorithm.')}={f.get(k)}" for k in differing[:3] if k in f]
+        parts = [f"{k.removeprefix('algorithm.')}={f.get(k)}" for k in differing if k in f]
         labels.append(str(f.get("algorithm.kind", "run")) + (f" ({', '.join(parts)})" if parts else ""))
     if len(set(labels)) < len(labels):
         labels = [f"{label} [{name}]" for label, name in zip(labels, names)]
@@ -89,8 +117,10 @@ def plot_comparison(
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for label, rows in runs:
         xs, ys = comparison_series(rows, x, y)
-        ax.plot(xs, ys, marker="." if len(xs) < 40 else None, label=label)
+        ax.plot(xs, ys, marker="." if len(xs) < 40 else None, label=plain_text(label))
     ax.set(xlabel=AXIS_LABELS[x], ylabel=AXIS_LABELS[y])
+    if x == "round":
+        _integer_rounds(ax)
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)

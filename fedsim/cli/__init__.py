@@ -1,30 +1,77 @@
-"""The ``fedsim`` command line: the typer app and the entry point that turns user errors into one line."""
+"""The ``fedsim`` command line: the typer app and the entry point that turns user errors into one line.
+
+Exit codes: 0 done, 2 a user mistake (one ``error:`` line on stderr; a command-line typo also
+gets its usage line), 3 a diverged run, 130 Ctrl-C, 143 SIGTERM.
+
+click is not imported: typer 0.2x vendors its own copy, whose exceptions are not click's. The
+base classes are found through typer's public ``BadParameter``, so the same handler catches
+whichever click typer runs on.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-import click
+import typer
 
-from fedsim.cli.app import app
-from fedsim.errors import FedsimError
+from fedsim.cli.app import EXIT_TERMINATED, app
+from fedsim.errors import FedsimError, Terminated
 
 __all__ = ["app", "main"]
 
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _base(name: str) -> type[Exception]:
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+_CLICK_EXCEPTION = _base("ClickException")
+_USAGE_ERROR = _base("UsageError")
+# typer < 0.2x re-exports click's Exit and Abort; later versions have their own.
+_EXITS = tuple({typer.Exit, *(getattr(sys.modules.get(_CLICK_EXCEPTION.__module__), "Exit", typer.Exit),)})
+_ABORTS = tuple({typer.Abort, *(getattr(sys.modules.get(_CLICK_EXCEPTION.__module__), "Abort", typer.Abort),)})
+
+
+def _usage_lines(exc: Any) -> tuple[str | None, str]:
+    """The usage line of the command ``exc`` is about, and a one-line message."""
+    ctx = getattr(exc, "ctx", None)
+    usage = ctx.get_usage().splitlines()[0].strip() if ctx is not None else None
+    if type(exc).__name__ == "NoArgsIsHelpError":  # bare `fedsim` or `fedsim topology`
+        command = ctx.command if ctx is not None else None
+        names = command.list_commands(ctx) if command is not None and hasattr(command, "list_commands") else []
+        what = f"missing command (one of: {', '.join(names)})" if names else "missing arguments"
+        return usage, f"{what}; {ctx.command_path if ctx is not None else 'fedsim'} --help shows the options"
+    message = " ".join(exc.format_message().split())
+    hint = f" ({ctx.command_path} --help shows the options)" if ctx is not None else ""
+    return usage, message + hint
+
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors -> one line on stderr and exit 2; Ctrl-C -> exit 130."""
+    """Entry point: user errors -> one line on stderr and exit 2; Ctrl-C -> 130; SIGTERM -> 143."""
     try:
-        result = app(args=argv, standalone_mode=False)
+        result = app(args=argv, prog_name="fedsim", standalone_mode=False)
     except FedsimError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        sys.exit(EXIT_USAGE)
+    except (KeyboardInterrupt, *_ABORTS, *_EXITS) as exc:
+        # typer turns a KeyboardInterrupt (so also Terminated) into Exit(130), click into Abort;
+        # both keep it as the cause.
+        chain = (exc, exc.__cause__, exc.__context__)
+        if isinstance(exc, _EXITS) and not any(isinstance(e, KeyboardInterrupt) for e in chain):
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        terminated = any(isinstance(e, Terminated) for e in chain)
+        print("terminated" if terminated else "interrupted", file=sys.stderr)
+        sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
+    except _USAGE_ERROR as exc:
+        usage, message = _usage_lines(exc)
+        if usage:
+            print(usage, file=sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except _CLICK_EXCEPTION as exc:
+        print(f"error: {' '.join(exc.format_message().split())}", file=sys.stderr)  # type: ignore[attr-defined]
+        sys.exit(EXIT_USAGE)
     sys.exit(result if isinstance(result, int) else 0)

@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+EXIT_DIVERGED = 3  # a run whose loss or parameters stopped being finite
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process SIGTERM ended
 
 
 def _version(value: bool) -> None:
@@ -40,29 +42,56 @@ def _fmt(value: Any, spec: str = ".4f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _load(config: Path, overrides: list[str]) -> Any:
+    """The validated config; a note on stderr for the keys a ``--set ...kind=`` override dropped."""
+    from fedsim.config.loading import load_config
+
+    dropped: list[str] = []
+    cfg = load_config(config, overrides, dropped)
+    if dropped:
+        err_console.print(f"note: dropped {', '.join(dropped)} (not keys of the kind set by --set)", markup=False, highlight=False,
+                          soft_wrap=True)
+    return cfg
+
+
 @app.command()
 def run(
     config: Optional[Path] = typer.Argument(None, help="Experiment YAML (omit with --resume)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: output.dir from the config)."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Run folder (default: output.dir from the config)."),
     set_: list[str] = typer.Option([], "--set", help="Override a key: section.key=value (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its checkpoint."),
 ) -> None:
     """Run an experiment and write its run folder."""
     from fedsim.checkpoint import load_checkpoint
-    from fedsim.errors import FedsimError
-    from fedsim.experiment import Experiment, resolve_config
+    from fedsim.errors import FedsimError, Terminated
+    from fedsim.experiment import Experiment
     from fedsim.output import RunFolder
     from fedsim.tracking import check_trackers, open_trackers
 
     if (config is None) == (resume is None) or (resume is not None and (set_ or out is not None)):
         raise FedsimError("fedsim run: give either CONFIG (with optional --set/--out) or --resume RUN_DIR alone")
-    checkpoint = load_checkpoint(resume) if resume is not None else None
-    cfg = resolve_config(resume / "config.yaml" if resume is not None else config, set_)
+    # Everything a user can get wrong is checked here, before the run folder exists.
+    if resume is not None:
+        if not resume.is_dir():
+            raise FedsimError(f"--resume {resume}: no such run folder")
+        if not (resume / "config.yaml").is_file():
+            raise FedsimError(f"--resume {resume}: not a run folder (no config.yaml)")
+        cfg = _load(resume / "config.yaml", [])
+        every = cfg.output.checkpoint_every
+        checkpoint = load_checkpoint(resume, min(every, cfg.algorithm.rounds) if every else None)
+    else:
+        cfg = _load(config, set_)
+        checkpoint = None
+        RunFolder.target(out if out is not None else cfg.output.dir, "--out" if out is not None else "output.dir")
     check_trackers(cfg.output.trackers)
     experiment = Experiment(cfg)
-    folder = RunFolder(resume) if resume is not None else RunFolder.create(out if out is not None else cfg.output.dir)
-    trackers = open_trackers(cfg, folder.path)
+    try:
+        folder = RunFolder(resume) if resume is not None else RunFolder.create(out if out is not None else cfg.output.dir)
+        trackers = open_trackers(cfg, folder.path)
+    except BaseException:
+        experiment.runtime.close()
+        raise
     try:
         if quiet:
             result = experiment.run(folder, resume=checkpoint, trackers=trackers)
@@ -81,13 +110,16 @@ def run(
                     bar.update(task, advance=1, **fields)
 
                 result = experiment.run(folder, advance, resume=checkpoint, trackers=trackers)
-    except KeyboardInterrupt:
-        err_console.print(f"interrupted; completed rounds are in {folder.path / 'metrics.jsonl'}")
+    except KeyboardInterrupt as exc:
+        err_console.print(f"interrupted; completed rounds are in {folder.path / 'metrics.jsonl'}", markup=False, highlight=False,
+                          soft_wrap=True)
+        if isinstance(exc, Terminated):  # typer would report any KeyboardInterrupt as 130
+            raise typer.Exit(EXIT_TERMINATED) from None
         raise
     finally:
         experiment.runtime.close()
     if result.summary.get("stop_reason"):
-        err_console.print(result.summary["stop_reason"], markup=False, highlight=False)
+        err_console.print(result.summary["stop_reason"], markup=False, highlight=False, soft_wrap=True)
     if not quiet:
         s = result.summary
         table = Table(title=f"fedsim run: {cfg.algorithm.kind} on {cfg.data.dataset}", show_header=False)
@@ -105,6 +137,14 @@ def run(
             table.add_row("privacy", f"epsilon {_fmt(p['epsilon'])} at delta {p['delta']:.3g} ({p['accountant']}, {p['unit']}-level, "
                                      f"z {p['noise_multiplier']}); {p['note']}")
         console.print(table)
+    divergence = result.summary.get("divergence")
+    if divergence:
+        err_console.print(
+            f"diverged: {divergence['quantity']} is not finite after round {divergence['round']}; {divergence['hint']} "
+            f"(completed rounds are in {result.run_dir / 'metrics.jsonl'})",
+            markup=False, highlight=False, soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_DIVERGED)
 
 
 @app.command()
@@ -114,9 +154,8 @@ def validate(
 ) -> None:
     """Check a config without running it; print the resolved config."""
     from fedsim.config.loading import dump_config
-    from fedsim.experiment import resolve_config
 
-    cfg = resolve_config(config, set_)
+    cfg = _load(config, set_)
     console.print(dump_config(cfg), end="", markup=False, highlight=False)
     err_console.print(f"{config}: valid")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-import yaml
 
+from fedsim.config.loading import parse_yaml
 from fedsim.errors import FedsimError
 
 __all__ = ["plot"]
@@ -29,13 +29,15 @@ class YAxis(str, Enum):
 
 def _load_run(run_dir: Path) -> tuple[dict, list[dict]]:
     metrics, config = run_dir / "metrics.jsonl", run_dir / "config.yaml"
+    if not run_dir.is_dir():
+        raise FedsimError(f"{run_dir}: no such run folder")
     if not metrics.is_file():
         raise FedsimError(f"{run_dir}: not a run folder (no metrics.jsonl)")
     try:
         rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
     except json.JSONDecodeError as exc:
         raise FedsimError(f"{metrics}:{exc.lineno}: not valid JSON") from None
-    cfg = yaml.safe_load(config.read_text()) if config.is_file() else {}
+    cfg = parse_yaml(config.read_text(), str(config)) if config.is_file() else {}
     return cfg if isinstance(cfg, dict) else {}, rows
 
 
@@ -47,8 +49,13 @@ def plot(
     title: Optional[str] = typer.Option(None, "--title", help="Figure title."),
 ) -> None:
     """Overlay several runs' test accuracy or loss against rounds, uplink bytes, wall or simulated time."""
-    from fedsim.plotting import plot_comparison, run_labels
+    from fedsim.output import check_output_file
+    from fedsim.plotting import image_formats, plot_comparison, run_labels
 
+    check_output_file(out, "-o")
+    formats = image_formats()
+    if out.suffix.lower().lstrip(".") not in formats:
+        raise FedsimError(f"-o {out}: unknown image type {out.suffix or '(no extension)'} (allowed: {', '.join('.' + f for f in formats)})")
     loaded = [_load_run(d) for d in run_dirs]
     if not any(r.get(y.value) is not None for _, rows in loaded for r in rows):
         raise FedsimError(f"--y {y.value}: no evaluated rounds in {', '.join(map(str, run_dirs))}")

@@ -13,7 +13,9 @@ def plot_graph(graph: nx.Graph, path: str | Path, title: str = "") -> Path:
     """Save a drawing of ``graph`` to ``path`` (PNG), nodes coloured by (out-)degree.
 
     Uses a circular layout, which shows rings, exponential and small-world graphs as their
-    definitions describe them, up to a few hundred nodes.
+    definitions describe them, up to a few hundred nodes; equal axis scales keep the circle
+    round. A regular graph (one degree) gets one colour and no colour bar, which would only
+    show a single value.
     """
     import matplotlib
 
@@ -24,11 +26,17 @@ def plot_graph(graph: nx.Graph, path: str | Path, title: str = "") -> Path:
     degrees = dict(graph.out_degree() if graph.is_directed() else graph.degree())
     fig, ax = plt.subplots(figsize=(6, 6))
     pos = nx.circular_layout(sorted(graph.nodes()))
-    nodes = nx.draw_networkx_nodes(graph, pos, ax=ax, node_size=max(10, 3000 // max(1, len(graph))),
-                                   node_color=[degrees[v] for v in graph.nodes()], cmap="viridis")
+    regular = len(set(degrees.values())) <= 1
+    size = max(10, 3000 // max(1, len(graph)))
+    if regular:
+        nx.draw_networkx_nodes(graph, pos, ax=ax, node_size=size, node_color="tab:blue")
+    else:
+        nodes = nx.draw_networkx_nodes(graph, pos, ax=ax, node_size=size, node_color=[degrees[v] for v in graph.nodes()], cmap="viridis")
+        fig.colorbar(nodes, ax=ax, label="degree", shrink=0.7)
     nx.draw_networkx_edges(graph, pos, ax=ax, alpha=0.3, arrows=graph.is_directed(), width=0.6)
-    fig.colorbar(nodes, ax=ax, label="degree", shrink=0.7)
-    ax.set_title(title)
+    degree_note = f" (every node has degree {next(iter(degrees.values()))})" if regular and degrees else ""
+    ax.set_title(title + degree_note)
+    ax.set_aspect("equal")
     ax.set_axis_off()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")

@@ -1,4 +1,5 @@
-"""Config sections of the decentralized rules (gossip averaging, D-PSGD, CHOCO-SGD).
+"""Config sections of the decentralized rules (gossip averaging, D-PSGD, CHOCO-SGD, and on the
+simulated clock pairwise gossip and AD-PSGD).
 
 Each builds its rule on the graph of the ``topology:`` section (:mod:`fedsim.config.topology`)
 for ``data.num_clients`` nodes; without that section the graph is a ring.
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from fedsim.algorithms.base import Algorithm
     from fedsim.topology.topology import Topology
 
-__all__ = ["ChocoConfig", "DPSGDConfig", "GossipConfig"]
+__all__ = ["ADPSGDConfig", "ChocoConfig", "DPSGDConfig", "GossipConfig", "PairwiseGossipConfig"]
 
 
 def _topology(ctx: BuildContext) -> Topology:
@@ -113,3 +114,32 @@ class ChocoConfig(_LocalTraining):
 
         return ChocoSGD(topology=_topology(ctx), task=self.task(),
                         compressor=self._compressor(self.compressor), gamma=self.gamma, seed=ctx.seed)
+
+
+def _clock(ctx: BuildContext, kind: str):  # type: ignore[no-untyped-def]
+    if ctx.systems is None:
+        raise FedsimError(f"algorithm.kind={kind}: needs a systems: section (node speeds and links set the event times)")
+    return ctx.systems.build(ctx.data, ctx.seed)
+
+
+class PairwiseGossipConfig(Section):
+    """Randomized pairwise gossip (Boyd et al. 2006) on the simulated clock; a round is n exchanges."""
+
+    kind: Literal["async_gossip"] = "async_gossip"
+    rounds: PositiveInt = 20
+
+    def build(self, ctx: BuildContext) -> Algorithm:
+        from fedsim.algorithms.async_gossip import AsyncGossip
+
+        return AsyncGossip(topology=_topology(ctx), task=None, clock=_clock(ctx, self.kind), seed=ctx.seed)
+
+
+class ADPSGDConfig(_LocalTraining):
+    """AD-PSGD (Lian et al. 2018) on the simulated clock; a round is n node iterations."""
+
+    kind: Literal["adpsgd"] = "adpsgd"
+
+    def build(self, ctx: BuildContext) -> Algorithm:
+        from fedsim.algorithms.async_gossip import AsyncGossip
+
+        return AsyncGossip(topology=_topology(ctx), task=self.task(), clock=_clock(ctx, self.kind), seed=ctx.seed)

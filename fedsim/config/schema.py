@@ -34,7 +34,7 @@ from fedsim.config.asynchronous import FedAsyncConfig, FedBuffConfig
 from fedsim.config.base import Section
 from fedsim.config.compression import CompressionConfig
 from fedsim.config.data import DataConfig
-from fedsim.config.decentralized import ChocoConfig, DPSGDConfig, GossipConfig
+from fedsim.config.decentralized import ADPSGDConfig, ChocoConfig, DPSGDConfig, GossipConfig, PairwiseGossipConfig
 from fedsim.config.federated import (
     FedAdagradConfig,
     FedAdamConfig,
@@ -60,7 +60,7 @@ __all__ = ["AlgorithmSection", "ExperimentConfig"]
 AlgorithmSection = Annotated[
     Union[
         FedAvgConfig, ParallelSGDConfig, FedProxConfig, FedAvgMConfig, FedAdagradConfig, FedAdamConfig, FedYogiConfig, ScaffoldConfig,
-        GossipConfig, DPSGDConfig, ChocoConfig,
+        GossipConfig, DPSGDConfig, ChocoConfig, PairwiseGossipConfig, ADPSGDConfig,
         DPFedLSConfig, DPLSSGDConfig,
         FedBuffConfig, FedAsyncConfig,
     ],
@@ -95,7 +95,8 @@ class ExperimentConfig(Section):
             # sampling scheme the accountant assumes would no longer hold.
             raise PydanticCustomError("fedsim", "systems: not combinable with privacy: (the accountant's sampling scheme "
                                       "assumes every client can be drawn)", {})
-        clocked = ("fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "fedadagrad", "scaffold", "fedbuff", "fedasync")
+        clocked = ("fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "fedadagrad", "scaffold", "fedbuff", "fedasync",
+                   "async_gossip", "adpsgd")
         if self.algorithm.kind not in clocked:
             raise PydanticCustomError("fedsim", "systems: algorithm.kind={got} does not run on the simulated clock "
                                       "(allowed: {allowed})", {"got": self.algorithm.kind, "allowed": ", ".join(clocked)})

@@ -162,9 +162,10 @@ def validate(
 
 def _mount() -> None:
     """Sub-command groups, each in its own module."""
-    from fedsim.cli import flower, plot, privacy, report, robustness, study, sweep, topology
+    from fedsim.cli import data, flower, plot, privacy, report, robustness, study, sweep, topology
 
     app.add_typer(topology.app, name="topology")
+    app.add_typer(data.app, name="data")
     app.add_typer(study.app, name="study")
     app.add_typer(privacy.app, name="privacy")
     app.add_typer(flower.app, name="flower")

@@ -80,10 +80,11 @@ def pathological_partition(labels: np.ndarray, num_clients: int, rng: np.random.
     """Every client holds exactly ``classes_per_client`` (c) classes (the "#C = c" split of
     Li, Diao, Chen and He 2022, NIID-Bench, arXiv:2102.02079).
 
-    Classes are dealt round-robin from a random permutation, so client k holds classes
-    ``perm[(k c + j) mod L]``, j < c: c distinct classes per client and every class held by
-    ``floor(K c / L)`` or one more clients. Each class's samples are shuffled and cut into equal
-    parts among its holders; every sample goes to exactly one client.
+    Classes are dealt greedily: client k takes the c classes held by the fewest clients so far,
+    ties broken at random. So every client holds c distinct classes, every class is held by
+    ``floor(K c / L)`` or one more clients, and the class sets vary from client to client. Each
+    class's samples are shuffled and cut into equal parts among its holders; every sample goes to
+    exactly one client.
     """
     classes = np.unique(labels)
     num_classes = len(classes)
@@ -94,11 +95,13 @@ def pathological_partition(labels: np.ndarray, num_clients: int, rng: np.random.
             f"data.partition.classes_per_client: {num_clients} clients x {classes_per_client} classes cannot cover "
             f"{num_classes} classes (every sample must go to a client); raise it to {-(-num_classes // num_clients)}"
         )
-    perm = rng.permutation(classes)
     holders: dict[int, list[int]] = {int(c): [] for c in classes}
+    count = np.zeros(num_classes, dtype=np.int64)
     for k in range(num_clients):
-        for j in range(classes_per_client):
-            holders[int(perm[(k * classes_per_client + j) % num_classes])].append(k)
+        pick = np.lexsort((rng.random(num_classes), count))[:classes_per_client]  # fewest holders first, random ties
+        count[pick] += 1
+        for j in pick:
+            holders[int(classes[j])].append(k)
     parts: list[list[np.ndarray]] = [[] for _ in range(num_clients)]
     for c, ks in holders.items():
         idx = rng.permutation(np.flatnonzero(labels == c))

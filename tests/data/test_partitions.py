@@ -103,3 +103,10 @@ def test_natural_partition_keeps_each_id_whole_and_subsamples():
     assert len(sub) == 8 and len(set(kept_sub)) == 8 and list(kept_sub) == sorted(kept_sub)
     for p, k in zip(sub, kept_sub):
         assert np.all(ids[p] == k) and len(p) == np.sum(ids == k)
+
+
+def test_pathological_class_sets_vary_between_clients():
+    labels = labels_of(20000)
+    parts = pathological_partition(labels, 100, np.random.default_rng(1), classes_per_client=2)
+    pairs = {tuple(np.unique(labels[p])) for p in parts}
+    assert len(pairs) > 20  # not just the 5 pairs a fixed round-robin gives

@@ -119,10 +119,11 @@ def objective_loss_and_grad(
     objective: Objective, model: FunctionalModel, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A robust objective's minibatch value and its gradient in the flat parameters."""
-    p = w.detach().requires_grad_(True)
-    loss = objective(model, p, x, y, None, None if noise is None else noise[: len(y)])
-    (grad,) = torch.autograd.grad(loss, p)
-    return loss.detach(), grad
+    # Per-tensor views, as in FunctionalModel.loss_and_grad (no zero-filled full gradient per tensor).
+    named = {name: t.detach().requires_grad_(True) for name, t in model.spec.unflatten(w).items()}
+    loss = objective(model, named, x, y, None, None if noise is None else noise[: len(y)])
+    grads = torch.autograd.grad(loss, tuple(named.values()))
+    return loss.detach(), torch.cat([g.reshape(-1) for g in grads])
 
 
 def sgd_step_(

@@ -110,6 +110,10 @@ class RobustEvaluationConfig(Section):
     distance_norms: list[Literal["linf", "l2"]] = Field(default_factory=lambda: ["l2"], description="Median minimal distance per norm")
     samples: PositiveInt = Field(500, description="Test samples attacked (the first N)")
     bisection_steps: PositiveInt = 8
+    distance_max: dict[Literal["linf", "l2"], PositiveFloat] = Field(
+        default_factory=lambda: {"l2": 10.0, "linf": 0.5},
+        description="Upper end of the bisection per norm (pixel units); resolution is distance_max / 2^bisection_steps",
+    )
     per_round: bool = Field(False, description="Also add robust accuracy of the first attack to every evaluated round")
 
     def attack_list(self) -> list[tuple[AttackSpec, list[float]]]:

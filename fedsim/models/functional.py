@@ -90,8 +90,9 @@ class FunctionalModel:
         self.module.to(device)
         return self
 
-    def logits(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.module, self.spec.unflatten(params), (x,))
+    def logits(self, params: torch.Tensor | dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """The module's output at ``params``: a flat vector, or its per-tensor views (name -> tensor)."""
+        return functional_call(self.module, params if isinstance(params, dict) else self.spec.unflatten(params), (x,))
 
     def loss(self, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         """Mean cross-entropy; with ``weight`` (0/1 mask), the mean over the samples where it is 1."""

@@ -18,7 +18,7 @@ arXiv:1706.06083); Carlini and Wagner 2017 (arXiv:1608.04644); the dual-norm att
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -45,9 +45,9 @@ NORMS = ("linf", "l2")
 
 
 class LogitModel(Protocol):
-    """What an attack needs of a model: logits at a flat parameter vector (a FunctionalModel)."""
+    """What an attack needs of a model: logits at its parameters (a FunctionalModel: flat vector or per-tensor dict)."""
 
-    def logits(self, params: Tensor, x: Tensor) -> Tensor: ...
+    def logits(self, params: Any, x: Tensor) -> Tensor: ...
 
 
 def _check_norm(norm: str) -> None:

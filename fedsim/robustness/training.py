@@ -3,7 +3,9 @@
 An objective replaces the client's minibatch loss ``mean_i l(f(x_i), y_i)``; local SGD then
 descends its parameter gradient. Each is a pure function of ``(model, params, x, y, weight,
 noise)`` written with :mod:`torch.func`, so the serial runtime calls it per client and the
-vectorized runtime ``vmap``-s it over the cohort with identical results. ``weight`` is the
+vectorized runtime ``vmap``-s it over the cohort with identical results. ``params`` is a flat vector or its per-tensor views (a dict, which is
+what the runtimes pass: differentiating slices of a flat leaf costs a zero-filled full-length
+gradient per tensor). ``weight`` is the
 vectorized runtime's 0/1 padding mask (None: every sample is real); ``noise`` is a standard-normal
 ``(B, numel + 1)`` tensor drawn from the client's ``"objective"`` stream when ``needs_noise``.
 
@@ -102,7 +104,7 @@ class AdversarialObjective(Objective):
 
     def adversarial(self, model: LogitModel, params: Tensor, x: Tensor, y: Tensor, noise: Tensor | None = None) -> Tensor:
         """The inner maximizer ``x_adv`` (constant for the outer gradient: ``params`` is detached)."""
-        p = params.detach()
+        p = {k: v.detach() for k, v in params.items()} if isinstance(params, dict) else params.detach()
         if self.attack == "fgsm":
             return fgm(model, p, x, y, self.eps, "linf", self.bounds)
         if self.attack == "fgm":

@@ -220,7 +220,7 @@ class VectorizedRuntime(SerialRuntime):
         weight: torch.Tensor,
         noise_gens: list[torch.Generator] | None,
         batch: int,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """One batched step of a robust objective: ``vmap`` of the same function the serial runtime calls.
 
         Each client's noise is drawn from its own ``"objective"`` stream exactly as
@@ -231,13 +231,14 @@ class VectorizedRuntime(SerialRuntime):
         if noise_gens is not None:
             noise = torch.stack([objective_noise(objective, batch, xb[0], g) for g in noise_gens])  # type: ignore[misc]
         model = self.model
-        p = w.detach().requires_grad_(True)
+        tensors = {name: w[:, sl].unflatten(1, shape).detach().requires_grad_(True)
+                   for name, shape, sl in zip(model.spec.names, model.spec.shapes, model.spec.slices())}
         if noise is None:
-            losses = vmap(lambda pc, xc, yc, wc: objective(model, pc, xc, yc, wc, None))(p, xb, yb, weight)
+            losses = vmap(lambda tc, xc, yc, wc: objective(model, tc, xc, yc, wc, None))(tensors, xb, yb, weight)
         else:
-            losses = vmap(lambda pc, xc, yc, wc, zc: objective(model, pc, xc, yc, wc, zc))(p, xb, yb, weight, noise)
-        (grad,) = torch.autograd.grad(losses.sum(), p)
-        return losses.detach(), grad
+            losses = vmap(lambda tc, xc, yc, wc, zc: objective(model, tc, xc, yc, wc, zc))(tensors, xb, yb, weight, noise)
+        grads = torch.autograd.grad(losses.sum(), tuple(tensors.values()))
+        return losses.detach(), grads
 
     def _local_sgd(
         self, task: ClientTask, start: torch.Tensor, cohort: list[int], rnd: int, correction: torch.Tensor | None
@@ -272,8 +273,7 @@ class VectorizedRuntime(SerialRuntime):
             # Differentiate with respect to per-tensor views of the (C, d) matrix, not the matrix:
             # the backward of slicing a flat leaf zero-fills a full (C, d) gradient per tensor.
             if objective is not None:
-                losses, grad = self._objective_step(objective, w, xb, yb.view(num_clients, batch), weight[:, s], noise_gens, batch)
-                grads = tuple(grad[:, sl].unflatten(1, shape) for _, shape, sl in layout)
+                losses, grads = self._objective_step(objective, w, xb, yb.view(num_clients, batch), weight[:, s], noise_gens, batch)
             else:
                 tensors = {name: w[:, sl].unflatten(1, shape).detach().requires_grad_(True) for name, shape, sl in layout}
                 logits = self._cohort_logits(tensors, xb)

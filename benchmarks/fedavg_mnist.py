@@ -42,7 +42,8 @@ from fedsim.output import RunFolder
 from fedsim.seeding import torch_generator
 
 NUM_CLIENTS, ROUNDS, EPOCHS, BATCH, LR, SEED = 100, 3, 1, 32, 0.1, 0
-TARGETS = {"vs_hand_loop_min": 5.0, "vs_flower_min": 50.0, "accuracy_gap_max_points": 0.5}
+TARGETS = {"vs_hand_loop_min": 5.0, "vs_flower_min": 50.0, "accuracy_gap_max_points": 0.5,
+           "vectorized_over_bound_max": 1.5, "ray_over_vectorized_max": 2.0}
 
 
 def fedsim_config(model: str, runtime: dict[str, Any], out: str) -> dict[str, Any]:
@@ -99,6 +100,49 @@ def run_hand_loop(model: str) -> tuple[float, float]:
         global_model.load_state_dict({n: sum(s[n] * (m / total) for s, m in zip(states, sizes)) for n in states[0]})
     with torch.no_grad():
         accuracy = (global_model(data.x_test).argmax(1) == data.y_test).float().mean().item()
+    return time.perf_counter() - start, accuracy
+
+
+def run_bound(model: str) -> tuple[float, float]:
+    """The hardware bound for logistic regression: the same FedAvg arithmetic with nothing but tensors.
+
+    Every round gathers all clients' minibatches of a step with one ``index_select`` into a
+    reused ``(C, B, 784)`` buffer, takes the closed-form softmax-regression gradient with one
+    ``baddbmm`` and one ``bmm``, steps in place, and averages by client size. The minibatches are
+    fedsim's (its batched schedule), so the final model is the same up to float rounding.
+    """
+    if model != "logistic":
+        raise ValueError("the closed-form bound exists for the logistic model only")
+    from fedsim.client import ClientTask, LocalSGD
+    from fedsim.models.functional import FunctionalModel
+    from fedsim.runtimes.vectorized import cohort_schedule
+
+    start = time.perf_counter()
+    data = build_federated_data(dataset="mnist", num_clients=NUM_CLIENTS, partition="iid", seed=SEED)
+    w = FunctionalModel(build_model(model, seed=SEED)).initial_params()
+    task = ClientTask(LocalSGD(lr=LR, batch_size=BATCH, epochs=EPOCHS))
+    clients = list(range(NUM_CLIENTS))
+    sizes = data.client_sizes().to(torch.float32)
+    x, y = data.x_train.view(len(data.x_train), -1), data.y_train
+    buf = torch.empty(NUM_CLIENTS * BATCH, x.shape[1])
+    for rnd in range(ROUNDS):
+        sched = cohort_schedule(task, data, clients, SEED, rnd)
+        weight = sched.valid.to(torch.float32)
+        scale = weight / weight.sum(2, keepdim=True).clamp_min(1.0)  # (C, S, B): 1/|batch| on real samples
+        active = (sched.steps[:, None] > torch.arange(sched.index.shape[1])).to(torch.float32)
+        ws = w[:7840].view(10, 784).expand(NUM_CLIENTS, 10, 784).clone()
+        bs = w[7840:].expand(NUM_CLIENTS, 10).clone()
+        for s in range(sched.index.shape[1]):
+            rows = sched.index[:, s].reshape(-1)
+            xb = torch.index_select(x, 0, rows, out=buf).view(NUM_CLIENTS, BATCH, -1)
+            p = torch.softmax(torch.baddbmm(bs[:, None, :], xb, ws.transpose(1, 2)), dim=-1)
+            p.scatter_add_(2, y[rows].view(NUM_CLIENTS, BATCH, 1), torch.full((NUM_CLIENTS, BATCH, 1), -1.0))
+            p *= (scale[:, s] * active[:, s, None])[..., None]
+            ws.baddbmm_(p.transpose(1, 2), xb, alpha=-LR)
+            bs.sub_(p.sum(1), alpha=LR)
+        mix = sizes / sizes.sum()
+        w = torch.cat([torch.einsum("c,cij->ij", mix, ws).reshape(-1), mix @ bs])
+    accuracy = (torch.nn.functional.linear(data.x_test.view(len(data.x_test), -1), w[:7840].view(10, 784), w[7840:]).argmax(1) == data.y_test).float().mean().item()
     return time.perf_counter() - start, accuracy
 
 
@@ -191,6 +235,8 @@ def with_cpu_time(fn):
 def bench_model(model: str, repeats: int, flower: bool) -> dict[str, Any]:
     contenders = {name: (lambda rt=rt: with_cpu_time(lambda: run_fedsim(model, rt))) for name, rt in FEDSIM_RUNTIMES.items()}
     contenders["hand_loop"] = lambda: with_cpu_time(lambda: run_hand_loop(model))
+    if model == "logistic":
+        contenders["bound_gather_bmm"] = lambda: with_cpu_time(lambda: run_bound(model))
     runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, fn in contenders.items():
@@ -212,6 +258,10 @@ def bench_model(model: str, repeats: int, flower: bool) -> dict[str, Any]:
     out["fastest_fedsim"] = fastest
     best = out[fastest]
     out["ratio_hand_loop_over_fastest"] = round(out["hand_loop"]["wall_s"] / best["wall_s"], 2)
+    out["ratio_vectorized_over_serial_speed"] = round(out["fedsim_serial"]["wall_s"] / out["fedsim_vectorized"]["wall_s"], 2)
+    if "bound_gather_bmm" in out:
+        out["ratio_vectorized_over_bound"] = round(out["fedsim_vectorized"]["wall_s"] / out["bound_gather_bmm"]["wall_s"], 2)
+        out["ratio_ray_over_vectorized"] = round(out["fedsim_ray"]["wall_s"] / out["fedsim_vectorized"]["wall_s"], 2)
     # CPU seconds are less sensitive than wall time to other load on a shared machine (in-process contenders only).
     out["cpu_ratio_hand_loop_over_vectorized"] = round(out["hand_loop"]["process_cpu_s"] / out["fedsim_vectorized"]["process_cpu_s"], 2)
     if flower:
@@ -238,10 +288,12 @@ def main() -> None:
             "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
             "load_average_1m_at_start": os.getloadavg()[0],
         },
+        "contenders": "fedsim_* and hand_loop (and bound_gather_bmm on logistic) alternate within every repeat; medians",
         "targets_on_logistic": TARGETS,
     }
     for model in args.models:
         report[model] = bench_model(model, args.repeats, not args.skip_flower)
+    report["machine"]["load_average_1m_at_end"] = os.getloadavg()[0]
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

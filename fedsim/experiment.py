@@ -32,7 +32,6 @@ from fedsim.data.federated import FederatedData
 from fedsim.evaluation import client_accuracies, fairness_metrics, split_client_holdout
 from fedsim.models.functional import FunctionalModel, evaluate
 from fedsim.output import FILE_MODE, RunFolder
-from fedsim.plotting import plot_curves
 from fedsim.robustness.evaluation import robust_report
 from fedsim.seeding import torch_generator
 
@@ -215,6 +214,8 @@ class Experiment:
                     summary["robustness"] = self.evaluate_robust(self.algorithm.eval_params(state))
                 folder.write_summary(summary)
                 if cfg.output.plot and history:
+                    from fedsim.plotting import plot_curves  # matplotlib only when a plot is drawn, not before round 1
+
                     plot_curves(history, folder.path / "curves.png", title=_plot_title(cfg))
                 for tracker in trackers:
                     tracker.finish(summary)

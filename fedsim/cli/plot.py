@@ -9,7 +9,6 @@ from typing import Optional
 
 import typer
 
-from fedsim.config.loading import parse_yaml
 from fedsim.errors import FedsimError
 
 __all__ = ["plot"]
@@ -37,6 +36,8 @@ def _load_run(run_dir: Path) -> tuple[dict, list[dict]]:
         rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
     except json.JSONDecodeError as exc:
         raise FedsimError(f"{metrics}:{exc.lineno}: not valid JSON") from None
+    from fedsim.config.loading import parse_yaml  # not at module level: it imports torch, which `fedsim --help` need not
+
     cfg = parse_yaml(config.read_text(), str(config)) if config.is_file() else {}
     return cfg if isinstance(cfg, dict) else {}, rows
 

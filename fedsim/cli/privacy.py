@@ -10,9 +10,9 @@ from typing import Optional
 import typer
 
 from fedsim.errors import FedsimError
-from fedsim.privacy.accountant import accountant_name, is_exact, sampling_note
-from fedsim.privacy.analysis import ADJACENCY, check_accountant, check_sampling, cohort_size, compute_epsilon
-from fedsim.privacy.calibration import calibrate_noise_multiplier
+
+# fedsim.privacy (and through it torch) is imported inside the commands, so that mounting this
+# sub-app does not cost every other subcommand a torch import at start-up.
 
 app = typer.Typer(help="Privacy accounting (Opacus for Poisson, dp-accounting for fixed-size cohorts) and audits.",
                   no_args_is_help=True)
@@ -32,6 +32,9 @@ _JSON = typer.Option(False, "--json", help="print one JSON object")
 def _scheme(sampling: str, sample_rate: Optional[float], population: Optional[int],
             accountant: str) -> tuple[float, dict]:
     """The sample rate to account and the record fields that say which analysis gave the number."""
+    from fedsim.privacy.accountant import accountant_name, is_exact
+    from fedsim.privacy.analysis import ADJACENCY, check_accountant, check_sampling, cohort_size
+
     check_accountant(accountant)
     check_sampling(sampling)
     if sampling == "full":
@@ -69,6 +72,9 @@ def epsilon(
     as_json: bool = _JSON,
 ) -> None:
     """Epsilon spent by STEPS subsampled Gaussian steps."""
+    from fedsim.privacy.accountant import sampling_note
+    from fedsim.privacy.analysis import compute_epsilon
+
     q, fields = _scheme(sampling, sample_rate, population, accountant)
     eps = compute_epsilon(noise_multiplier=noise_multiplier, sample_rate=q, steps=steps, delta=delta,
                           accountant=accountant, sampling=sampling, population=population)
@@ -91,6 +97,10 @@ def noise(
     as_json: bool = _JSON,
 ) -> None:
     """Smallest noise multiplier whose epsilon after STEPS steps stays <= the target (same analysis as epsilon)."""
+    from fedsim.privacy.accountant import sampling_note
+    from fedsim.privacy.analysis import compute_epsilon
+    from fedsim.privacy.calibration import calibrate_noise_multiplier
+
     q, fields = _scheme(sampling, sample_rate, population, accountant)
     z = calibrate_noise_multiplier(target_epsilon=target_epsilon, delta=delta, sample_rate=q, steps=steps,
                                    accountant=accountant, sampling=sampling, population=population)

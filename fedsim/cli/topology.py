@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from fedsim.errors import FedsimError
-from fedsim.topology.plot import plot_graph
-from fedsim.topology.specs import build_topology, load_spec
-from fedsim.topology.topology import Topology
-from fedsim.topology.validate import validate_schedule
+
+if TYPE_CHECKING:
+    from fedsim.topology.topology import Topology
+
+# fedsim.topology (networkx, scipy, matplotlib for plots) is imported inside the functions:
+# mounting this sub-app must not cost `fedsim run` those imports at start-up.
 
 __all__ = ["app", "describe"]
 
@@ -30,6 +32,8 @@ def describe(topology: Topology) -> dict[str, Any]:
     For a time-varying topology ``lambda2``/``spectral_gap`` are those of the product of the
     period's matrices and ``round_spectral_gaps`` lists each round's.
     """
+    from fedsim.topology.validate import validate_schedule
+
     try:
         validate_schedule(topology.matrices, topology.graphs)
         problem = None
@@ -69,6 +73,9 @@ def show(
     plot: Path | None = typer.Option(None, help="Save a drawing coloured by degree to this PNG."),
 ) -> None:
     """Print nodes, edges, degree range, |lambda_2|, spectral gap and whether W passed validation."""
+    from fedsim.topology.plot import plot_graph
+    from fedsim.topology.specs import build_topology, load_spec
+
     try:
         topology = build_topology(load_spec(spec), nodes, mixing, gap, validate=False)
         info = describe(topology)

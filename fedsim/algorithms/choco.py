@@ -58,6 +58,7 @@ class ChocoSGD(Decentralized):
         self.compressor_states: list[dict[str, torch.Tensor]] = [{} for _ in range(self.nodes)]
 
     def init(self, params: torch.Tensor) -> ServerState:
+        self.compressor.guarantee(params.numel())  # error feedback refuses a non-contractive Q before round 1
         state = super().init(params)
         state.extras["x_hat"] = torch.zeros_like(state.params)
         return state
@@ -70,7 +71,7 @@ class ChocoSGD(Decentralized):
         q, bits, self.compressor_states = compress_rows(self.compressor, x_half - x_hat, generators, self.compressor_states)
         x_hat = x_hat + q
         state.extras["x_hat"] = x_hat
-        state.params = choco_consensus(x_half, x_hat, self.mixing(rnd, x_half.device), self.gamma)
+        state.params = choco_consensus(x_half, x_hat, self.mixing(rnd, x_half.device, x_half.dtype), self.gamma)
         return self.round_metrics(state, rnd, torch.tensor(bits, dtype=torch.int64), result.train_loss)
 
     def state_dict(self) -> dict[str, object]:

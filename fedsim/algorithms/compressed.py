@@ -87,7 +87,7 @@ class Compressed(Algorithm):
         return self.inner.init(params)
 
     def round(self, state: ServerState, rnd: int, runtime: Runtime) -> RoundMetrics:
-        dim = state.params.numel()
+        dim = self.dim = state.params.numel()
         link = _BroadcastRuntime(runtime, self.downlink) if self.downlink is not None else None
         metrics = self.inner.round(state, rnd, link or runtime)
         up_float32 = metrics.clients * dim * FLOAT_BITS // 8
@@ -116,6 +116,8 @@ class Compressed(Algorithm):
             **self.inner.summary(),
             "compression": {
                 "uplink": _describe(self.uplink),
+                # Which operator error feedback applies (rescaled C / (1 + omega) when C is not a contraction).
+                "uplink_feedback": self.uplink.note(self.dim) if hasattr(self.uplink, "note") and "dim" in self.__dict__ else None,
                 "downlink": _describe(self.downlink.compressor if self.downlink else None),
                 **t,
                 "bytes_up_ratio": t["bytes_up"] / t["bytes_up_float32"] if t["bytes_up_float32"] else None,

@@ -74,11 +74,11 @@ class Decentralized(Algorithm):
         """The node updates as sent: Byzantine rows replaced by their attack."""
         return updates if self.byzantine is None else self.byzantine.corrupt(updates, list(range(self.nodes)), rnd)
 
-    def mixing(self, rnd: int, device: torch.device) -> torch.Tensor:
-        """Round ``rnd``'s W as a torch matrix on ``device`` (cached per position in the period)."""
-        key = (rnd % self.topology.period, str(device))
+    def mixing(self, rnd: int, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Round ``rnd``'s W as a torch matrix on ``device`` in the parameters' ``dtype`` (cached per position in the period)."""
+        key = (rnd % self.topology.period, str(device), dtype)
         if key not in self._mixing:
-            self._mixing[key] = to_torch(self.topology.matrix(rnd), device=device)
+            self._mixing[key] = to_torch(self.topology.matrix(rnd), device=device, dtype=dtype)
         return self._mixing[key]
 
     def local_updates(self, state: ServerState, rnd: int, runtime: Runtime) -> CohortResult:

@@ -57,6 +57,6 @@ class DPSGD(Decentralized):
     def round(self, state: ServerState, rnd: int, runtime: Runtime) -> RoundMetrics:
         result = self.local_updates(state, rnd, runtime)
         x, u = state.params, self.corrupt(result.updates, rnd).to(state.params.device)
-        w = self.mixing(rnd, x.device)
+        w = self.mixing(rnd, x.device, x.dtype)
         state.params = self.mix(x + u, w) if self.form == "atc" else self.mix(x, w) + u
         return self.round_metrics(state, rnd, self.full_message_bits(state), result.train_loss)

@@ -42,5 +42,5 @@ class GossipAveraging(Decentralized):
             state.params = state.params + result.updates.to(state.params.device)
             loss = result.train_loss
         for step in range(self.gossip_steps):
-            state.params = gossip(state.params, self.mixing(rnd * self.gossip_steps + step, state.params.device))
+            state.params = gossip(state.params, self.mixing(rnd * self.gossip_steps + step, state.params.device, state.params.dtype))
         return self.round_metrics(state, rnd, self.gossip_steps * self.full_message_bits(state), loss)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from fedsim.compression.base import Compressed, Compressor, Guarantee, State
+from fedsim.compression.base import Compressed, Compressor, Guarantee, State, check_vector
+from fedsim.compression.error_feedback import contractive_scale, feedback_guarantee, feedback_note
 
 __all__ = ["EF21", "ESTIMATE_KEY"]
 
@@ -23,7 +24,10 @@ class EF21(Compressor):
     The sender keeps the estimate ``g`` (key ``"ef21_estimate"``, zero at the start) and sends
     ``c_t = C(x_t - g_t)``; both ends then set ``g_{t+1} = g_t + c_t``. The value returned is
     ``g_{t+1}``, what a receiver holding ``g_t`` for this sender reconstructs; the bits are those
-    of ``c_t``. For a delta-contraction C and a fixed x, ``||g_t - x||^2 <= (1 - delta)^t ||x||^2``.
+    of ``c_t``. For a delta-contraction C and a fixed x, ``||g_t - x||^2 <= (1 - delta)^t ||x||^2``;
+    EF21's analysis needs that contraction, so C must declare one (an unbiased operator with
+    omega >= 1 is applied as ``C / (1 + omega)``, a biased non-contractive one is refused; see
+    :func:`~fedsim.compression.error_feedback.contractive_scale`).
 
     Parameters
     ----------
@@ -41,10 +45,15 @@ class EF21(Compressor):
         estimate = (state or {}).get(self.key)
         if estimate is None:
             estimate = torch.zeros_like(x)
+        scale = contractive_scale(self.inner, check_vector(self.name, x), self.name)
         msg = self.inner.compress(x - estimate, generator, state)
         new_state = dict(msg.state)
-        new_state[self.key] = estimate + msg.value
+        new_state[self.key] = estimate + (msg.value if scale == 1.0 else msg.value * scale)
         return Compressed(new_state[self.key], msg.bits, new_state)
 
     def guarantee(self, d: int) -> Guarantee:
-        return self.inner.guarantee(d)
+        return feedback_guarantee(self.inner, d, self.name)
+
+    def note(self, d: int) -> str:
+        """What the feedback applies, for the run's summary."""
+        return feedback_note(self.inner, d, self.name)

@@ -8,8 +8,9 @@
 and the order-n operator ``I + (-1)^n sigma Delta^n`` has ``lambda_k = 1 + sigma (4 sin^2(pi k/d))^n``.
 Smoothing divides the DFT of ``g`` by ``lambda_k`` (spec laplacian-smoothing-dp-fed-ls.md §1.3, §1.5).
 The eigenvalue formula is used for every d >= 1: d = 1 is the identity, and d = 2 gives
-``{1, 1 + 4 sigma}`` as the displayed matrix does (the authors' stencil code gives
-``{1 + sigma, 1 + 3 sigma}`` there). sigma = 0 is the identity. Smoothing is post-processing,
+``{1, 1 + 4 sigma}`` as the displayed (dense) matrix does. This deliberately differs from the
+authors' stencil code, which writes ``c[1]`` and ``c[-1]`` to the same slot at d = 2 and so gives
+``{1 + sigma, 1 + 3 sigma}``: fedsim keeps the matrix's operator. sigma = 0 is the identity. Smoothing is post-processing,
 so it never changes a privacy guarantee.
 
 Modes: ``per_tensor`` (default, as the authors' code: each parameter tensor's flat slice is

@@ -200,7 +200,9 @@ def directed_exponential_graph(n: int) -> nx.DiGraph:
     """Directed exponential graph: node i sends to $i + 2^k \\bmod n$ for $k < \\lceil\\log_2 n\\rceil$.
 
     Every node has in- and out-degree $\\tau$, so weights $1/(\\tau+1)$ are doubly stochastic
-    (but not symmetric) and the spectral gap is $2/(\\tau+1)$ (Ying et al. 2021).
+    (but not symmetric). The spectral gap $1 - |\\lambda_2| = 2/(\\tau+1)$ of Ying et al. 2021 holds
+    when n is a power of two; for other n it is neither that nor a bound either way (n = 12:
+    0.4 = 2/(\\tau+1); n = 37: 0.418 against 2/7 = 0.286), so compute it (``spectral_gap``).
     """
     _check_nodes(n, 2, "directed_exponential")
     graph = nx.DiGraph()

@@ -53,6 +53,7 @@ def choco_consensus(x_half: torch.Tensor, x_hat: torch.Tensor, w: torch.Tensor, 
     """CHOCO-SGD's consensus step $x_i \\leftarrow x_i^{t+1/2} + \\gamma \\sum_j w_{ij}(\\hat x_j - \\hat x_i)$.
 
     Because rows of W sum to 1, $\\sum_j w_{ij}(\\hat x_j - \\hat x_i) = (W\\hat X)_i - \\hat x_i$, one
-    product for all nodes (Koloskova, Stich and Jaggi, ICML 2019, Algorithm 1, line 8).
+    product for all nodes (Koloskova, Stich and Jaggi, ICML 2019, Algorithm 2 (CHOCO-SGD); Algorithm 1
+    is CHOCO-Gossip, the same step without local SGD).
     """
     return x_half + gamma * (w @ x_hat - x_hat)

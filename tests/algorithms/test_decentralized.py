@@ -163,3 +163,25 @@ def test_serial_and_vectorized_runtimes_agree(federation, rule):
             algo.round(state, rnd, runtime)
         results.append(state.params)
     assert torch.allclose(results[0], results[1], atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["dpsgd", "choco"])
+def test_float64_parameters_gossip_in_float64(kind):
+    """W is cast to the parameters' dtype (it was float32, so float64 runs failed in W @ X)."""
+    from fedsim.algorithms.choco import ChocoSGD
+    from fedsim.compression import build_compressor
+    from tests.helpers import heterogeneous_quadratic
+
+    data, model, _ = heterogeneous_quadratic(num_clients=N)
+    runtime = SerialRuntime(model, data, seed=0)
+    task = ClientTask(LocalSGD(lr=0.1, batch_size=64, steps=1))
+    topo = build_topology("ring", N)
+    algo = (DPSGD(topology=topo, task=task) if kind == "dpsgd" else
+            ChocoSGD(topology=topo, task=task, compressor=build_compressor("top_k", k=2, feedback="ef"), gamma=0.5))
+    state = algo.init(torch.zeros(model.dim, dtype=torch.float64))
+    mean0 = state.params.mean(0)
+    grads = torch.stack([model.loss_and_grad(state.params[i], *data.client_data(i))[1] for i in range(N)])
+    algo.round(state, 0, runtime)
+    assert state.params.dtype == torch.float64
+    # Doubly stochastic W: the node average takes the averaged gradient step, to float64 precision.
+    torch.testing.assert_close(state.params.mean(0), mean0 - 0.1 * grads.mean(0), atol=1e-12, rtol=0)

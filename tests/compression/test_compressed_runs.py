@@ -48,6 +48,14 @@ def test_identity_uplink_is_the_uncompressed_run_bit_for_bit(tmp_path: Path) -> 
     assert plain.summary["bytes_up"] == ident.summary["bytes_up"] and plain.summary["bytes_down"] == ident.summary["bytes_down"]
 
 
+def test_unbiased_uplink_with_feedback_is_rescaled_and_says_so(tmp_path: Path) -> None:
+    result = _run(tmp_path, {"uplink": {"kind": "random_k", "ratio": 0.02, "feedback": "ef"}})
+    note = result.summary["compression"]["uplink_feedback"]
+    omega = D_LOGISTIC / math.ceil(0.02 * D_LOGISTIC) - 1
+    assert "RandomK / (1 + omega)" in note and f"{1 / (1 + omega):.4g}" in note
+    assert torch.isfinite(result.params).all()
+
+
 def test_error_feedback_residual_lives_in_the_client_state_store(tmp_path: Path) -> None:
     cfg = resolve_config(small_config(tmp_path), ["compression.uplink={kind: top_k, k: 20, feedback: ef}"])
     experiment = Experiment(cfg)
@@ -108,6 +116,10 @@ def test_decentralized_algorithms_take_their_compressor_in_the_algorithm_section
         ({"uplink": {"kind": "powersgd", "rank": 0}}, "rank=0"),
         ({"uplink": {"kind": "sign", "ratio": 0.1}}, "compression.uplink.ratio: unknown key"),
         ({"downlink": {"kind": "qsgd", "levels": 3, "feedback": "ef"}}, "allowed: none"),
+        # A biased operator without delta-contraction: EF's guarantee does not apply (issue #14).
+        ({"uplink": {"kind": "powersgd", "rank": 2, "feedback": "ef"}}, "PowerSGD is biased"),
+        ({"uplink": {"kind": "sparsify_quantize", "levels": 1, "ratio": 0.1, "feedback": "ef21"}},
+         "SparsifyQuantize is biased"),
     ],
 )
 def test_bad_compression_section_is_one_line(tmp_path: Path, cli, compression: dict, fragment: str) -> None:

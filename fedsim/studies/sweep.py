@@ -383,7 +383,8 @@ def _run_tune(jobs: list[dict[str, Any]], out: Path, *, parallel: int | None, cp
 
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False)
+        # "local": a new Ray of our own; None would attach to whatever Ray another process started here.
+        ray.init(address=address or "local", include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
         tuner = tune.Tuner(
             tune.with_resources(_tune_trainable, {"cpu": cpus, "gpu": gpus}),

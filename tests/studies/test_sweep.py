@@ -108,7 +108,7 @@ def test_pool_and_tune_sweeps_match_standalone_runs_and_numpy_table(tmp_path, cl
 
     # The same sweep on Ray Tune: the same rows and the same per-round metrics.
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
         code, _, err = cli("sweep", str(base), *GRID, "--out", str(tmp_path / "tune"), "--backend", "tune", "--parallel", "2", "-q")
         assert code == 0, err

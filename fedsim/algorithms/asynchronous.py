@@ -77,6 +77,7 @@ class AsyncFederated(Algorithm):
         self.queue: EventQueue[_InFlight] = EventQueue()
         self.versions: dict[int, torch.Tensor] = {}  # start parameters of versions still in flight
         self.dispatches: dict[int, int] = {}  # dispatch calls per model version
+        self.owed = 0  # free slots to fill at the start of the next server step
 
     # ------------------------------------------------------------------ dispatch
     def dispatch(self, state: ServerState, count: int, version: int, runtime: Runtime) -> None:
@@ -100,8 +101,11 @@ class AsyncFederated(Algorithm):
 
     # ------------------------------------------------------------------ a server step
     def round(self, state: ServerState, rnd: int, runtime: Runtime) -> RoundMetrics:
-        if rnd == 0 or len(self.queue) == 0:
-            self.dispatch(state, self.concurrency, rnd, runtime)
+        if len(self.queue) == 0 and not self.owed:
+            self.owed = self.concurrency  # the start, or every client was dropped
+        if self.owed:  # the slots freed by the last step, filled lazily: no cohort trained after the run's end
+            self.dispatch(state, self.owed, rnd, runtime)
+            self.owed = 0
         arrived: list[_InFlight] = []
         dropped = 0
         while len(arrived) < self.buffer_size and len(self.queue):
@@ -121,7 +125,7 @@ class AsyncFederated(Algorithm):
         stale = torch.tensor([rnd - a.version for a in arrived])
         weights = aggregation_weights(batch.num_samples, self.server.weighting)
         state.params = self.apply(state, batch, weights, stale, [self.versions[a.version] for a in arrived], rnd)
-        self.dispatch(state, len(arrived), rnd + 1, runtime)
+        self.owed = len(arrived)
         self._forget_versions()
         self.dispatches = {v: n for v, n in self.dispatches.items() if v > rnd}
         return RoundMetrics(
@@ -149,7 +153,7 @@ class AsyncFederated(Algorithm):
         for entry in flight:
             self.load_in_flight(entry)
         return {**self.server.state_dict(), "clock": self.clock.state_dict(), "in_flight": flight,
-                "versions": dict(self.versions), "dispatches": dict(self.dispatches)}
+                "versions": dict(self.versions), "dispatches": dict(self.dispatches), "owed": self.owed}
 
     def load_state_dict(self, sd: dict[str, object]) -> None:
         self.server.load_state_dict(sd)
@@ -159,6 +163,7 @@ class AsyncFederated(Algorithm):
             self.load_in_flight(entry)
         self.versions = dict(sd["versions"])  # type: ignore[call-overload]
         self.dispatches = dict(sd["dispatches"])  # type: ignore[call-overload]
+        self.owed = int(sd["owed"])  # type: ignore[call-overload]
 
     def load_in_flight(self, entry: dict) -> None:  # type: ignore[type-arg]
         result = CohortResult([entry["client"]], entry["update"][None], entry["num_samples"], entry["train_loss"],

@@ -94,7 +94,8 @@ class RayRuntime(Runtime):
     model, data, seed
         As for :class:`~fedsim.runtimes.Runtime`.
     address : str or None (default: None)
-        ``None`` starts Ray on this machine (or uses the session this process already joined);
+        ``None`` starts a new Ray instance on this machine (or uses the session this process
+        already joined), never attaching to another process's instance;
         ``"auto"`` joins the cluster started with ``ray start``; ``"ray://host:10001"`` connects
         through Ray Client.
     num_actors : int or None (default: None)
@@ -128,7 +129,9 @@ class RayRuntime(Runtime):
         self._ray = ray
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
-            init_args: dict[str, Any] = {"address": address, "logging_level": "warning", "log_to_driver": False}
+            # address None means this machine's own new instance ("local"): plain ray.init() would
+            # attach to whatever other Ray instance runs here (another user's, with no free CPUs).
+            init_args: dict[str, Any] = {"address": address or "local", "logging_level": "warning", "log_to_driver": False}
             if address is None:
                 init_args["include_dashboard"] = False
             try:

@@ -8,7 +8,6 @@ time of day in each device's time zone).
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 
 from fedsim.errors import FedsimError
 from fedsim.seeding import torch_generator
+from fedsim.systems.traces import read_trace
 
 __all__ = ["AlwaysAvailable", "Availability", "DiurnalAvailability", "TraceAvailability"]
 
@@ -94,14 +94,7 @@ class TraceAvailability:
 
     @classmethod
     def from_csv(cls, path: str | Path, num_clients: int) -> "TraceAvailability":
-        path = Path(path)
-        try:
-            with path.open(newline="") as f:
-                rows = list(csv.DictReader(f))
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            raise FedsimError(f"systems.availability.trace: cannot read {path}: {exc}") from None
-        if not rows or not {"client", "start", "end"} <= set(rows[0]):
-            raise FedsimError(f"systems.availability.trace: {path} needs the columns client,start,end")
+        rows = read_trace(path, ("client", "start", "end"), "systems.availability.trace")
         owner, start, end = [], [], []
         for line, row in enumerate(rows, start=2):
             try:

@@ -12,7 +12,6 @@ from a named profile, or read from a CSV trace.
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 
 from fedsim.errors import FedsimError
 from fedsim.seeding import torch_generator
+from fedsim.systems.traces import read_trace
 
 __all__ = ["NAMED_PROFILES", "ClientProfiles", "lognormal_profiles", "read_profile_trace", "task_times"]
 
@@ -108,30 +108,22 @@ def read_profile_trace(path: str | Path, num_clients: int) -> ClientProfiles:
     Every client ``0..K-1`` must appear exactly once; a missing, repeated or unparsable row is a
     one-line error naming the file and the row.
     """
-    path = Path(path)
-    try:
-        with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise FedsimError(f"systems.trace: cannot read {path}: {exc}") from None
-    need = {"client", "speed", "up", "down"}
-    if not rows or not need <= set(rows[0]):
-        raise FedsimError(f"systems.trace: {path} needs the columns client,speed,up,down (optional: latency)")
+    rows = read_trace(path, ("client", "speed", "up", "down"), "systems.devices.trace")
     values = torch.full((4, num_clients), math.nan, dtype=torch.float64)
     for line, row in enumerate(rows, start=2):
         try:
             client = int(row["client"])
             entry = [float(row["speed"]), float(row["up"]), float(row["down"]), float(row.get("latency") or 0.0)]
         except (TypeError, ValueError):
-            raise FedsimError(f"systems.trace: {path} line {line}: not a number") from None
+            raise FedsimError(f"systems.devices.trace: {path} line {line}: not a number") from None
         if not 0 <= client < num_clients:
-            raise FedsimError(f"systems.trace: {path} line {line}: client {client} outside 0..{num_clients - 1}")
+            raise FedsimError(f"systems.devices.trace: {path} line {line}: client {client} outside 0..{num_clients - 1}")
         if not math.isnan(float(values[0, client])):
-            raise FedsimError(f"systems.trace: {path} line {line}: client {client} appears twice")
+            raise FedsimError(f"systems.devices.trace: {path} line {line}: client {client} appears twice")
         values[:, client] = torch.tensor(entry, dtype=torch.float64)
     missing = torch.isnan(values[0]).nonzero().flatten().tolist()
     if missing:
-        raise FedsimError(f"systems.trace: {path} has no row for client(s) {missing[:5]} (it must list all {num_clients})")
+        raise FedsimError(f"systems.devices.trace: {path} has no row for client(s) {missing[:5]} (it must list all {num_clients})")
     return ClientProfiles(speed=values[0], uplink=values[1], downlink=values[2], latency=values[3])
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "one_run_p_value",
     "one_run_epsilon_lower_bound",
     "CanaryAudit",
+    "default_guesses",
     "user_level_canary_audit",
 ]
 
@@ -131,6 +132,18 @@ class CanaryAudit:
     correct: int
 
 
+def default_guesses(canaries: int, sample_rate: float, rounds: int) -> int:
+    """Half the expected number of canaries that are present and sampled at least once.
+
+    Fixed from (m, q, T) before any score is seen, as Theorem 3.1 requires. Only "included" is
+    guessed: a present canary that was never sampled scores like an absent one, so at small
+    q T the low end of the ranking mixes both and "excluded" guesses carry no evidence (with
+    q = 0.01 and T = 30, 74% of present canaries are never sampled).
+    """
+    reached = 1.0 - (1.0 - sample_rate) ** rounds
+    return max(1, int(canaries * 0.5 * reached / 2))
+
+
 def user_level_canary_audit(*, noise_multiplier: float, sample_rate: float, rounds: int, clip_norm: float,
                             dim: int, delta: float, generator: torch.Generator, canaries: int = 1000,
                             guesses_per_side: int | None = None, confidence: float = 0.95) -> CanaryAudit:
@@ -142,14 +155,20 @@ def user_level_canary_audit(*, noise_multiplier: float, sample_rate: float, roun
     ``sum + N(0, (z G)^2 I)`` through :func:`add_gaussian_noise`, the same mechanism the
     algorithms call. The honest clients' updates are omitted: an adversary who knows them can
     subtract them, so this is the strongest setting. Score_i = sum_t <release_t, c_i>.
+
+    ``guesses_per_side`` k: guess "included" for the k highest and "excluded" for the k lowest
+    scores. Default (None): guess "included" only, for the :func:`default_guesses` highest.
     """
     z = check_noise_multiplier(noise_multiplier)
     q = check_sample_rate(sample_rate)
     g = check_clip_norm(clip_norm)
     delta = check_delta(delta)
-    k = guesses_per_side if guesses_per_side is not None else max(1, canaries // 10)
-    if not 1 <= 2 * k <= canaries:
-        raise FedsimError(f"guesses per side must lie in [1, canaries/2], got {k} for {canaries} canaries")
+    if guesses_per_side is not None:
+        k_in = k_out = guesses_per_side
+        if not 1 <= 2 * guesses_per_side <= canaries:
+            raise FedsimError(f"guesses per side must lie in [1, canaries/2], got {guesses_per_side} for {canaries} canaries")
+    else:
+        k_in, k_out = default_guesses(canaries, q, check_steps(rounds)), 0
     directions = torch.randn(canaries, dim, generator=generator, dtype=torch.float64)
     directions = directions / torch.linalg.vector_norm(directions, dim=1, keepdim=True) * g
     present = torch.rand(canaries, generator=generator, dtype=torch.float64) < 0.5
@@ -160,7 +179,7 @@ def user_level_canary_audit(*, noise_multiplier: float, sample_rate: float, roun
                                      generator=generator)
         scores += directions @ release
     order = torch.argsort(scores, descending=True)
-    correct = int(present[order[:k]].sum()) + int((~present[order[-k:]]).sum())
-    bound = one_run_epsilon_lower_bound(m=canaries, r=2 * k, v=correct, delta=delta, confidence=confidence)
-    return CanaryAudit(epsilon_lower_bound=bound, confidence=confidence, canaries=canaries, guesses=2 * k,
+    correct = int(present[order[:k_in]].sum()) + (int((~present[order[-k_out:]]).sum()) if k_out else 0)
+    bound = one_run_epsilon_lower_bound(m=canaries, r=k_in + k_out, v=correct, delta=delta, confidence=confidence)
+    return CanaryAudit(epsilon_lower_bound=bound, confidence=confidence, canaries=canaries, guesses=k_in + k_out,
                        correct=correct)

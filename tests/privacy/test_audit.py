@@ -52,3 +52,18 @@ def test_canary_lower_bound_sits_below_accounted_epsilon(z, q, rounds):
     assert 0 < audit.epsilon_lower_bound < accounted
     if q == 1.0:
         assert audit.epsilon_lower_bound < gaussian_exact_epsilon(noise_multiplier=z, steps=rounds, delta=1e-5)
+
+
+def test_canary_audit_detects_a_non_private_run_at_small_sampling_rates():
+    """z = 0 at the shipped DP-Fed-LS setting (q = 0.01, 30 rounds): the bound is clearly above 0,
+    while with calibrated noise it stays below the accounted (replace-one, fixed cohort) epsilon."""
+    delta, gen = 2000 ** -1.1, torch.Generator().manual_seed(3)
+    leak = user_level_canary_audit(noise_multiplier=0.0, sample_rate=0.01, rounds=30, clip_norm=0.3, dim=2000,
+                                   delta=delta, generator=gen, canaries=1000)
+    assert leak.correct == leak.guesses and leak.epsilon_lower_bound > 1.5
+    z = 1.4433  # eps = 2 for 20 of 2000 clients, 30 rounds (dp-accounting, replace-one)
+    private = user_level_canary_audit(noise_multiplier=z, sample_rate=0.01, rounds=30, clip_norm=0.3, dim=2000,
+                                      delta=delta, generator=gen, canaries=1000)
+    accounted = compute_epsilon(noise_multiplier=z, sample_rate=0.01, steps=30, delta=delta, sampling="uniform",
+                                population=2000)
+    assert private.epsilon_lower_bound < accounted <= 2.0

@@ -9,8 +9,9 @@ Clients run local SGD and clip their update to l2 norm G (at the end of the roun
 every local step for parity with the reference code); the trusted server adds the noise once
 to the sum, divides by the number of sampled clients, smooths (post-processing: no privacy
 cost) and steps with the server learning rate. sigma = 0 is DP-FedAvg (McMahan et al. 2018).
-Privacy is user-level: Opacus accounts one subsampled-Gaussian step per round with
-q = clients_per_round / K.
+Privacy is user-level, one subsampled-Gaussian step per round with q = clients_per_round / K:
+Opacus for Poisson and full participation, dp-accounting (replace-one adjacency) for fixed-size
+cohorts drawn without replacement (:mod:`fedsim.privacy.analysis`).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class DPFedLS(FedAvg):
     noise_multiplier : float
         z: the server adds N(0, (z G)^2 I) to the sum of clipped updates.
     accountant : PrivacyAccountant
-        User-level accountant (its sampling label says exact or approximate).
+        User-level accountant (its ledger names the sampling scheme, adjacency and analysis).
     smoothing : Smoothing (default: Smoothing())
         Laplacian smoothing on the server; sigma = 0 is DP-FedAvg.
     denominator : {"expected", "realized"} (default: "expected")

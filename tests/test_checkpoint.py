@@ -13,8 +13,8 @@ from tests.helpers import Interrupt, small_config, without_wall
 
 @pytest.mark.parametrize(
     ("algorithm", "every", "stop"),
-    [({"kind": "scaffold"}, 1, 2), ({"kind": "fedadam", "server_lr": 0.05}, 2, 3)],
-    ids=["scaffold-every-round", "fedadam-every-2-stopped-between"],
+    [({"kind": "scaffold"}, 1, 2), ({"kind": "fedadam", "server_lr": 0.05}, 2, 3), ({"kind": "scaffold", "client_state_dir": "STATES"}, 2, 3)],
+    ids=["scaffold-every-round", "fedadam-every-2-stopped-between", "scaffold-states-on-disk"],
 )
 def test_resumed_run_equals_uninterrupted(tmp_path, algorithm, every, stop):
     """SCAFFOLD carries client control variates and the server's c; FedAdam carries moments.
@@ -22,6 +22,7 @@ def test_resumed_run_equals_uninterrupted(tmp_path, algorithm, every, stop):
     With checkpoints every 2 rounds and a stop after round 3, round 3 is redone from the round-2
     checkpoint and its first metrics row is replaced, not duplicated.
     """
+    algorithm = {k: str(tmp_path / "states") if v == "STATES" else v for k, v in algorithm.items()}
     cfg = small_config(tmp_path, rounds=4, **algorithm)
     cfg["output"]["checkpoint_every"] = every
     full = run(cfg, out=tmp_path / "full")

@@ -6,17 +6,26 @@ clients that ever held state use disk), read and written with positional I/O. On
 the current cohort are ever in memory: 10,000 clients with a 100k-float state take 4 GB of disk
 and almost no RAM. Positional reads and writes rather than ``numpy.memmap`` because pages of a
 memory map count towards the process's resident memory until the kernel evicts them.
+
+A checkpoint of an on-disk store streams too: :meth:`ClientStateStore.state_dict` copies the
+spill files file-to-file into a numbered snapshot folder and returns only their description,
+so checkpointing 10,000 clients' states never holds them in memory.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["ClientStateStore"]
+__all__ = ["ClientStateStore", "SNAPSHOT_KEY"]
+
+#: The key under which :meth:`ClientStateStore.state_dict` describes a streamed snapshot.
+SNAPSHOT_KEY = "__spilled_snapshot__"
 
 
 class ClientStateStore:
@@ -38,6 +47,7 @@ class ClientStateStore:
         self._keys: dict[int, tuple[str, ...]] = {}  # client -> names it holds on disk
         self.directory = Path(directory) if directory is not None else None
         self.num_clients = num_clients
+        self._snapshots = 0  # number of the last snapshot written by state_dict
         if self.directory is not None:
             if num_clients is None:
                 raise ValueError("ClientStateStore: num_clients is required with a directory")
@@ -61,14 +71,61 @@ class ClientStateStore:
     def __len__(self) -> int:
         return len(self._states) if self.directory is None else len(self._keys)
 
-    def state_dict(self) -> dict[int, dict[str, torch.Tensor]]:
-        clients = self._states if self.directory is None else self._keys
-        return {c: self.get(c) for c in clients}
+    def state_dict(self) -> dict[Any, Any]:
+        """Every client's state; for an on-disk store, a streamed snapshot of the spill files.
 
-    def load_state_dict(self, states: dict[int, dict[str, torch.Tensor]]) -> None:
+        The on-disk form is ``{SNAPSHOT_KEY: {"folder", "entries", "keys"}}``: the files are copied
+        (kernel-side, in chunks) to ``<directory>/snapshot-<k>/`` and the dict names them. The two
+        newest snapshots are kept, so the one a checkpoint file refers to survives until a newer
+        checkpoint has certainly replaced it.
+        """
+        if self.directory is None:
+            return {c: self.get(c) for c in self._states}
+        self._snapshots += 1
+        folder = self.directory / f"snapshot-{self._snapshots}"
+        tmp = self.directory / f".snapshot-{self._snapshots}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for name in self._files:
+            os.fsync(self._files[name][0])
+            shutil.copyfile(self.directory / f"{name}.bin", tmp / f"{name}.bin")
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+        shutil.rmtree(self.directory / f"snapshot-{self._snapshots - 2}", ignore_errors=True)
+        entries = {name: [list(shape), str(dtype).removeprefix("torch.")] for name, (_, shape, dtype) in self._files.items()}
+        keys = {int(c): list(names) for c, names in self._keys.items()}
+        return {SNAPSHOT_KEY: {"folder": str(folder.resolve()), "number": self._snapshots, "entries": entries, "keys": keys}}
+
+    def load_state_dict(self, states: dict[Any, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (a snapshot is copied back file to file)."""
         self._states, self._keys = {}, {}
+        if SNAPSHOT_KEY in states:
+            self._restore(states[SNAPSHOT_KEY])
+            return
         for c, s in states.items():
             self.put(int(c), dict(s))
+
+    def _restore(self, snap: dict[str, Any]) -> None:
+        folder = Path(snap["folder"])
+        if self.directory is None:  # into memory: read each client's rows from the snapshot files
+            for c, names in snap["keys"].items():
+                state = {}
+                for name in names:
+                    shape, dtype = snap["entries"][name]
+                    shape, dtype = torch.Size(shape), getattr(torch, dtype)
+                    row = self._row_bytes(shape, dtype)
+                    with open(folder / f"{name}.bin", "rb") as fh:
+                        fh.seek(row * int(c))
+                        state[name] = torch.frombuffer(bytearray(fh.read(row)), dtype=dtype).reshape(shape)
+                self._states[int(c)] = state
+            return
+        self.close()
+        self._snapshots = max(self._snapshots, int(snap["number"]))
+        for name, (shape, dtype) in snap["entries"].items():
+            path = self.directory / f"{name}.bin"  # type: ignore[operator]
+            shutil.copyfile(folder / f"{name}.bin", path)
+            self._files[name] = (os.open(path, os.O_RDWR), torch.Size(shape), getattr(torch, dtype))
+        self._keys = {int(c): tuple(names) for c, names in snap["keys"].items()}
 
     def close(self) -> None:
         """Close the spill files (they stay on disk)."""

@@ -61,6 +61,38 @@ def test_state_store_keeps_unsampled_clients_and_spills_rows(tmp_path):
     assert torch.equal(restored.get(999)["c_i"], -torch.arange(5.0))
 
 
+def test_spilled_store_checkpoint_is_a_streamed_snapshot(tmp_path):
+    """state_dict of an on-disk store copies its files (no tensors in the dict); restoring brings
+    back exactly the snapshotted rows, in place or into another store."""
+    store = ClientStateStore(tmp_path / "live", num_clients=50)
+    for k in (1, 7, 49):
+        store.put(k, {"c_i": torch.full((4,), float(k)), "r": torch.ones(2, dtype=torch.float64) * k})
+    snap = store.state_dict()
+    assert not any(isinstance(v, torch.Tensor) for v in _leaves(snap))
+    store.put(7, {"c_i": torch.zeros(4), "r": torch.zeros(2, dtype=torch.float64)})
+    store.put(3, {"c_i": torch.ones(4), "r": torch.ones(2, dtype=torch.float64)})
+    store.state_dict(), store.state_dict()  # later snapshots: only the two newest are kept
+    assert sorted(p.name for p in (tmp_path / "live").iterdir() if p.is_dir()) == ["snapshot-2", "snapshot-3"]
+    other = ClientStateStore(tmp_path / "other", num_clients=50)
+    memory = ClientStateStore()
+    snap = store.state_dict()  # snapshot-4: clients 1, 3, 7 (zeros), 49
+    for target in (store, other, memory):
+        target.load_state_dict(snap)
+        assert len(target) == 4 and target.get(0) == {}
+        assert torch.equal(target.get(7)["c_i"], torch.zeros(4)) and torch.equal(target.get(49)["r"], torch.full((2,), 49.0, dtype=torch.float64))
+
+
+def _leaves(obj):
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from _leaves(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _leaves(v)
+    else:
+        yield obj
+
+
 def test_spilled_store_holds_many_large_states_in_little_memory(tmp_path):
     """500 clients x 100k floats is 200 MB of state; the process must not hold it."""
     dim, clients = 100_000, 500

@@ -5,7 +5,8 @@ An absent file is downloaded from its official URL when online and kept only if 
 matches the published one; offline, the error names the file, the URL and the folder to put it
 in. Decoded, standardised arrays are cached as ``.npy`` files keyed by the SHA-256 of the source
 files, beside them when that folder is writable (else in ``$FEDSIM_CACHE``, default
-``~/.cache/fedsim/arrays``), so a run does not decompress and standardise again on every start.
+``~/.cache/fedsim/arrays``; ``FEDSIM_CACHE=off`` disables it), so a run does not decompress and
+standardise again on every start.
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ def cached_arrays(
     standardising them, most of a second. A cache file that cannot be read is rebuilt.
     ``extra_key`` folds preprocessing parameters (a split fraction, a seed) into the key.
     """
+    if os.environ.get("FEDSIM_CACHE") == "off":
+        return build()
     h = hashlib.sha256(extra_key.encode())
     for src in sources:
         h.update(file_sha256(src).encode())

@@ -94,6 +94,11 @@ class Experiment:
     ) -> None:
         self.cfg = cfg
         self.data: FederatedData = cfg.data.build(cfg.seed, partition=partition, dataset=dataset)
+        per_round = getattr(cfg.algorithm, "clients_per_round", None)
+        uniform = getattr(getattr(cfg.algorithm, "participation", None), "kind", "uniform") == "uniform"
+        if per_round is not None and uniform and per_round > self.data.num_clients:  # a natural split decides the count
+            raise FedsimError(f"algorithm.clients_per_round: {per_round} exceeds the {self.data.num_clients} clients of "
+                              f"{self.data.name}'s {cfg.data.partition.kind} partition (allowed: 1..{self.data.num_clients})")
         self.holdout: list[torch.Tensor] | None = None
         if cfg.evaluation.client_holdout > 0:
             self.data, self.holdout = split_client_holdout(self.data, cfg.evaluation.client_holdout, cfg.seed)

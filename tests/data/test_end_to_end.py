@@ -33,3 +33,15 @@ def test_synthetic_logistic_learns_well_above_the_majority_class(tmp_path):
                  {"kind": "logistic"}, rounds=30, local_steps=20, batch_size=10, lr=0.01)
     result = fedsim.run(cfg)
     assert result.final_accuracy > 0.6
+
+
+def test_a_cohort_larger_than_the_natural_clients_is_refused(tmp_path):
+    import pytest
+
+    from fedsim.errors import FedsimError
+
+    cfg = config(tmp_path, {"dataset": "synthetic", "synthetic": {"num_devices": 5}, "partition": {"kind": "natural"}},
+                 {"kind": "logistic"}, rounds=1)
+    with pytest.raises(FedsimError, match="algorithm.clients_per_round: 10 exceeds the 5 clients of synthetic's natural partition"):
+        fedsim.run(cfg)
+    assert not (tmp_path / "run").exists()

@@ -335,12 +335,16 @@ def _run_inline(jobs: list[dict[str, Any]], max_failures: int, done: Callable[[s
 def _run_pool(jobs: list[dict[str, Any]], parallel: int, max_failures: int, done: Callable[[str], None]) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     # spawn: a forked child would inherit torch's thread pools and whatever the parent imported.
     with ProcessPoolExecutor(max_workers=min(parallel, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(_with_retries, job, max_failures): job["name"] for job in jobs}
         for future in as_completed(futures):
-            future.result()  # _with_retries swallows trial errors; anything else is a bug worth raising
+            try:
+                future.result()  # _with_retries notes trial errors in error.txt and returns
+            except BrokenProcessPool:
+                pass  # a worker died (killed, out of memory): its trials have no summary and count as failed
             done(futures[future])
 
 
@@ -505,8 +509,9 @@ def plot_bands(outcomes: Sequence[TrialOutcome], path: Path, title: str = "") ->
         if o.ok:
             groups.setdefault(o.trial.label(), []).append(o)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    palette = plt.cm.tab10 if len(groups) <= 10 else plt.cm.tab20
     for i, (label, members) in enumerate(groups.items()):
-        color = plt.cm.tab10(i % 10)
+        color = palette(i % palette.N)
         histories = [o.history() for o in members]
         for ax, key in zip(axes, ("test_accuracy", "test_loss")):
             per_round: dict[int, list[float]] = {}
@@ -528,11 +533,13 @@ def plot_bands(outcomes: Sequence[TrialOutcome], path: Path, title: str = "") ->
     axes[1].set(xlabel="round", ylabel="test loss (cross-entropy)", title="test loss: mean ± 1 std over seeds")
     for ax in axes:
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize="small")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    # Below the plots, not over them: a grid has many points.
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(4, max(1, len(labels))), fontsize="small")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 

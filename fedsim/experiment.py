@@ -106,7 +106,8 @@ class Experiment:
         self.model = FunctionalModel(module)
         self.initial_params = self.model.initial_params()
         self.algorithm = cfg.algorithm.build(
-            BuildContext(seed=cfg.seed, data=self.data, topology=cfg.topology, privacy=cfg.privacy, systems=cfg.systems)
+            BuildContext(seed=cfg.seed, data=self.data, spec=self.model.spec, topology=cfg.topology, privacy=cfg.privacy,
+                         systems=cfg.systems)
         )
         attach_robustness(self.algorithm, cfg.robustness, self.data, cfg.seed)
         self.algorithm = cfg.compression.wrap(self.algorithm, self.model.spec, cfg.seed)

@@ -95,6 +95,17 @@ def logistic() -> FunctionalModel:
     return FunctionalModel(build_model("logistic", seed=0))
 
 
+class OpaqueRuntime:
+    """Only the runtime interface (``run_cohort``): an algorithm that reaches for the runtime's
+    ``model`` or ``data`` fails on it."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+
+    def run_cohort(self, *args, **kwargs):
+        return self._inner.run_cohort(*args, **kwargs)
+
+
 class QuadraticModel:
     """``f_k(w) = mean_i 1/2 sum_j a_ij (w_j - b_ij)^2`` with sample rows ``x_i = [a_i, b_i]``.
 

@@ -1,10 +1,23 @@
-"""Aggregation of client updates."""
+"""Aggregation of client updates: FedAvg's weights and the rule the aggregate stage applies."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 
-__all__ = ["aggregation_weights", "weighted_mean"]
+__all__ = ["AggregationRule", "aggregation_weights", "weighted_mean"]
+
+
+class AggregationRule(Protocol):
+    """What the FedAvg family's aggregate stage applies to a cohort: ``(C, d)`` updates and
+    ``(C,)`` weights summing to one -> the ``(d,)`` aggregate update.
+
+    :func:`weighted_mean` is FedAvg's; a Byzantine-robust rule
+    (:class:`fedsim.robustness.aggregators.Aggregator`) has the same signature.
+    """
+
+    def __call__(self, updates: torch.Tensor, weights: torch.Tensor) -> torch.Tensor: ...
 
 
 def aggregation_weights(num_samples: torch.Tensor, weighting: str) -> torch.Tensor:

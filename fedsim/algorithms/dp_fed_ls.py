@@ -20,14 +20,14 @@ from dataclasses import dataclass
 
 import torch
 
-from fedsim.algorithms.base import RoundMetrics, ServerState
+from fedsim.algorithms.base import RoundMetrics
 from fedsim.algorithms.fedavg import FedAvg
-from fedsim.client.task import FLOAT_BITS, ClientTask
+from fedsim.client.task import ClientTask
 from fedsim.privacy.accountant import PrivacyAccountant
 from fedsim.privacy.clipping import clip_l2
 from fedsim.privacy.mechanism import add_gaussian_noise
 from fedsim.privacy.smoothing import SmoothingMode, smooth_flat
-from fedsim.runtimes.base import Runtime
+from fedsim.runtimes.base import CohortResult
 from fedsim.seeding import torch_generator
 
 __all__ = ["ClippedClientTask", "Smoothing", "DPFedLS", "budget_stop_reason"]
@@ -50,11 +50,20 @@ class ClippedClientTask(ClientTask):
 
 @dataclass(frozen=True)
 class Smoothing:
-    """Laplacian smoothing of the noisy aggregate: strength sigma, Laplacian power, per-tensor or global."""
+    """Laplacian smoothing of the noisy aggregate: strength sigma, Laplacian power, per-tensor or global.
+
+    ``sizes`` are the model's tensor sizes in flattening order (``ParamSpec.numels``), which
+    ``per_tensor`` smoothing needs; the algorithm receives them when it is built.
+    """
 
     sigma: float = 0.0
     order: int = 1
     mode: SmoothingMode = "per_tensor"
+    sizes: tuple[int, ...] | None = None
+
+    def __call__(self, flat: torch.Tensor) -> torch.Tensor:
+        """``A_sigma^{-order} flat``, per tensor or on the whole vector (post-processing, no privacy cost)."""
+        return smooth_flat(flat, self.sigma, order=self.order, mode=self.mode, sizes=self.sizes)
 
 
 def budget_stop_reason(accountant: PrivacyAccountant, budget: float | None, *, noise_multiplier: float,
@@ -72,8 +81,9 @@ def budget_stop_reason(accountant: PrivacyAccountant, budget: float | None, *, n
 class DPFedLS(FedAvg):
     """DP-Fed-LS (sigma > 0) and DP-FedAvg (sigma = 0) with user-level accounting.
 
-    Takes every FedAvg option (participation, lr schedules, local work, client state store);
-    aggregation is the unweighted sum the sensitivity analysis needs.
+    Takes every FedAvg option (participation, lr schedules, local work, client state store) and
+    its round; only the aggregate stage differs: the unweighted, noised, smoothed sum the
+    sensitivity analysis needs.
 
     Parameters
     ----------
@@ -82,7 +92,8 @@ class DPFedLS(FedAvg):
     accountant : PrivacyAccountant
         User-level accountant (its ledger names the sampling scheme, adjacency and analysis).
     smoothing : Smoothing (default: Smoothing())
-        Laplacian smoothing on the server; sigma = 0 is DP-FedAvg.
+        Laplacian smoothing on the server (with the model's tensor sizes for ``per_tensor``);
+        sigma = 0 is DP-FedAvg.
     denominator : {"expected", "realized"} (default: "expected")
         Under Poisson sampling, divide the noisy sum by the expected cohort size qK (the count of
         sampled clients is itself private) or by the realized one (the reference code). Uniform
@@ -97,6 +108,9 @@ class DPFedLS(FedAvg):
     def __init__(self, *, noise_multiplier: float, accountant: PrivacyAccountant, smoothing: Smoothing = Smoothing(),
                  denominator: str = "expected", budget: float | None = None, **fedavg) -> None:
         super().__init__(**{**fedavg, "weighting": "uniform"})
+        if not isinstance(self.task, ClippedClientTask):
+            raise TypeError(f"DPFedLS needs a ClippedClientTask (its clip norm is the sensitivity), got {type(self.task).__name__}")
+        self.clip_norm = self.task.clip_norm
         self.noise_multiplier = noise_multiplier
         self.accountant = accountant
         self.smoothing = smoothing
@@ -111,30 +125,34 @@ class DPFedLS(FedAvg):
         return budget_stop_reason(self.accountant, self.budget, noise_multiplier=self.noise_multiplier,
                                   sample_rate=self.sample_rate, steps=1, done=rnd)
 
-    def round(self, state: ServerState, rnd: int, runtime: Runtime) -> RoundMetrics:
-        cohort = self.sample(rnd)
-        dim = state.params.numel()
-        if cohort:
-            result = self.train_cohort(state, cohort, rnd, runtime)
-            total, loss, bits = result.updates.sum(0), float(result.train_loss.mean()), int(result.bits_up.sum())
-        else:
-            total, loss, bits = torch.zeros_like(state.params), float("nan"), 0
-        clip_norm = self.task.clip_norm  # type: ignore[attr-defined]
-        noisy = add_gaussian_noise(total, noise_multiplier=self.noise_multiplier, sensitivity=clip_norm,
+    def denominator_size(self, received: int) -> float:
+        """m, the divisor of the noisy sum: the expected cohort size, or the realized one (at least 1)."""
+        if self.denominator == "realized":
+            return max(received, 1)
+        return self.participation.expected_size(self.num_clients)
+
+    def aggregate(self, result: CohortResult, weights: torch.Tensor, rnd: int) -> torch.Tensor:
+        """``A_sigma^{-1} (1/m) (sum_{j in M_t} clip_G(Delta_j^t) + n)``, ``n ~ N(0, (z G)^2 I)``.
+
+        The clients clipped their updates (:class:`ClippedClientTask`); the sum is unweighted
+        (``weights`` are ignored: the sensitivity G needs it) and the noise is released even for
+        an empty cohort, so every round is one accounted subsampled-Gaussian step.
+        """
+        noisy = add_gaussian_noise(result.updates.sum(0), noise_multiplier=self.noise_multiplier, sensitivity=self.clip_norm,
                                    generator=torch_generator(self.seed, "dp_noise", rnd))
-        m = max(len(cohort), 1) if self.denominator == "realized" else self.participation.expected_size(self.num_clients)
-        update = smooth_flat(noisy / m, self.smoothing.sigma, order=self.smoothing.order, mode=self.smoothing.mode,
-                             sizes=runtime.model.spec.numels)
-        state.params = self.server_update(state, update, rnd)
         self.accountant.step(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate)
-        extra = {"epsilon": self.accountant.epsilon(), "noise_std": self.noise_multiplier * clip_norm / m}
-        return RoundMetrics(clients=len(cohort), train_loss=loss, bytes_up=bits // 8,
-                            bytes_down=len(cohort) * dim * FLOAT_BITS // 8, extra=extra)
+        return self.smoothing(noisy / self.denominator_size(len(result.clients)))
+
+    def round_metrics(self, result: CohortResult, weights: torch.Tensor, dim: int) -> RoundMetrics:
+        metrics = super().round_metrics(result, weights, dim)
+        metrics.train_loss = float(result.train_loss.mean()) if result.clients else float("nan")
+        metrics.extra = {"epsilon": self.accountant.epsilon(),
+                         "noise_std": self.noise_multiplier * self.clip_norm / self.denominator_size(len(result.clients))}
+        return metrics
 
     def summary(self) -> dict[str, object]:
         ledger = self.accountant.ledger()
-        ledger.update(clip_norm=self.task.clip_norm,  # type: ignore[attr-defined]
-                      smoothing_sigma=self.smoothing.sigma,
+        ledger.update(clip_norm=self.clip_norm, smoothing_sigma=self.smoothing.sigma,
                       smoothing_order=self.smoothing.order, smoothing_mode=self.smoothing.mode)
         return {"privacy": ledger}
 

@@ -31,7 +31,6 @@ from fedsim.privacy.accountant import PrivacyAccountant
 from fedsim.privacy.analysis import cohort_size
 from fedsim.privacy.clipping import clip_l2
 from fedsim.privacy.mechanism import add_gaussian_noise
-from fedsim.privacy.smoothing import smooth_flat
 from fedsim.runtimes.base import Runtime
 from fedsim.seeding import torch_generator
 
@@ -139,8 +138,7 @@ class DPLSSGD(Algorithm):
         noisy = add_gaussian_noise(total, noise_multiplier=self.noise_multiplier, sensitivity=self.clip_norm,
                                    generator=torch_generator(self.seed, "dp_noise", rnd))
         expected_lot = self.sample_rate * self.num_samples
-        direction = smooth_flat(noisy / expected_lot, self.smoothing.sigma, order=self.smoothing.order,
-                                mode=self.smoothing.mode, sizes=runtime.model.spec.numels)
+        direction = self.smoothing(noisy / expected_lot)
         if self.weight_decay:
             direction = direction + self.weight_decay * params
         lr = self.lr / (rnd + 1) if self.lr_decay == "inverse" else self.lr

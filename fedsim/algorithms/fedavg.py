@@ -6,14 +6,12 @@ McMahan, Moore, Ramage, Hampson and Aguera y Arcas, AISTATS 2017, https://arxiv.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-
 import torch
 
-from fedsim.algorithms.aggregation import aggregation_weights, weighted_mean
+from fedsim.algorithms.aggregation import AggregationRule, aggregation_weights, weighted_mean
 from fedsim.algorithms.base import Algorithm, RoundMetrics, ServerState
 from fedsim.algorithms.heterogeneity import LocalWork, run_grouped
-from fedsim.algorithms.sampling import UniformSampling
+from fedsim.algorithms.sampling import Participation, UniformSampling
 from fedsim.algorithms.schedules import LRSchedule
 from fedsim.algorithms.simulated_clock import SimulatedClock
 from fedsim.client.state import ClientStateStore
@@ -34,6 +32,12 @@ class FedAvg(Algorithm):
     averaging, spec eq. (259); it equals the pseudo-gradient form (260). A round whose Poisson
     cohort is empty leaves ``w`` unchanged.
 
+    The round is named stages, and a variant overrides one of them: :meth:`sample` (who takes
+    part), :meth:`train_cohort` (broadcast and client work; SCAFFOLD's control variates),
+    :meth:`aggregate` (cohort result and weights -> one update: DP-Fed-LS' noised, smoothed sum;
+    a robust rule through ``aggregator``), :meth:`server_update` (update -> new ``w``: server
+    optimizers) and :meth:`round_metrics`.
+
     Parameters
     ----------
     num_clients : int
@@ -49,17 +53,18 @@ class FedAvg(Algorithm):
         Aggregation weights p_k: proportional to the client's sample count, or equal.
     seed : int (default: 0)
         Root seed; the round's cohort comes from the ``(seed, "sampling", round)`` stream.
-    participation : callable (default: UniformSampling(clients_per_round))
-        ``f(num_clients, generator) -> cohort``: one of :mod:`fedsim.algorithms.sampling`.
+    participation : Participation (default: UniformSampling(clients_per_round))
+        ``f(num_clients, generator) -> cohort`` with an ``expected_size``: one of
+        :mod:`fedsim.algorithms.sampling`.
     client_lr_schedule, server_lr_schedule : LRSchedule (default: constant)
         Round-indexed factors on the client ``lr`` and on ``server_lr``.
     local_work : LocalWork or None (default: None)
         Heterogeneous local epochs/steps across clients; None gives every client ``task.local``.
     client_states : ClientStateStore (default: a new in-memory store)
         Where stateful clients keep their state between rounds.
-    aggregator : callable (default: the weighted mean)
-        ``f(updates (C, d), weights (C,)) -> (d,)``: the aggregate stage's rule (a robust rule of
-        :mod:`fedsim.robustness.aggregators`, say).
+    aggregator : AggregationRule or None (default: None, the weighted mean)
+        ``f(updates (C, d), weights (C,)) -> (d,)``: the rule :meth:`aggregate` applies (a robust
+        rule of :mod:`fedsim.robustness.aggregators`, say); None is ``sum_k p_k Delta_k``.
     byzantine : ByzantineClients or None (default: None)
         Malicious clients; their rows of the received updates are replaced by their attack
         before aggregation (omniscient attacks see the round's honest rows).
@@ -79,12 +84,12 @@ class FedAvg(Algorithm):
         server_lr: float = 1.0,
         weighting: str = "samples",
         seed: int = 0,
-        participation: Callable[[int, torch.Generator], list[int]] | None = None,
+        participation: Participation | None = None,
         client_lr_schedule: LRSchedule = LRSchedule(),
         server_lr_schedule: LRSchedule = LRSchedule(),
         local_work: LocalWork | None = None,
         client_states: ClientStateStore | None = None,
-        aggregator: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        aggregator: AggregationRule | None = None,
         byzantine: ByzantineClients | None = None,
         clock: SimulatedClock | None = None,
     ) -> None:
@@ -112,25 +117,29 @@ class FedAvg(Algorithm):
 
     def round(self, state: ServerState, rnd: int, runtime: Runtime) -> RoundMetrics:
         cohort = self.sample(rnd)
-        if not cohort:
-            return RoundMetrics(clients=0, train_loss=float("nan"), bytes_up=0, bytes_down=0)
-        result = self.train_cohort(state, cohort, rnd, runtime)
-        if not result.clients:  # the clock dropped every report
-            metrics = RoundMetrics(clients=0, train_loss=float("nan"), bytes_up=0, bytes_down=0)
-        else:
-            weights = aggregation_weights(result.num_samples, self.weighting)
-            state.params = self.server_update(state, self.aggregate(result.updates, weights), rnd)
-            metrics = self.round_metrics(result, weights, state.params.numel())
-        if self.clock is not None:  # dropped clients downloaded the model too
+        # An empty Poisson cohort, or a clock that dropped every report, leaves an empty result.
+        result = self.train_cohort(state, cohort, rnd, runtime) if cohort else CohortResult.empty(state.params)
+        weights = aggregation_weights(result.num_samples, self.weighting)
+        update = self.aggregate(result, weights, rnd)
+        if update is not None:
+            state.params = self.server_update(state, update, rnd)
+        metrics = self.round_metrics(result, weights, state.params.numel())
+        if self.clock is not None and cohort:  # dropped clients downloaded the model too
             metrics.bytes_down = len(cohort) * state.params.numel() * FLOAT_BITS // 8
             metrics.extra.update(self.timing)
         return metrics
 
-    def aggregate(self, updates: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """The aggregate stage: ``aggregator(updates, weights)``, by default ``sum_k p_k Delta_k``."""
+    def aggregate(self, result: CohortResult, weights: torch.Tensor, rnd: int) -> torch.Tensor | None:
+        """The aggregate stage: the update :meth:`server_update` applies, None to leave ``w`` as is.
+
+        ``weights`` are the ``p_k`` of ``result``'s rows. FedAvg applies ``aggregator`` to the
+        ``(C, d)`` updates (``sum_k p_k Delta_k`` by default); an empty cohort gives None.
+        """
+        if not result.clients:
+            return None
         if self.aggregator is None:
-            return weighted_mean(updates, weights)
-        return self.aggregator(updates, weights.to(updates.device)).to(updates.dtype)
+            return weighted_mean(result.updates, weights)
+        return self.aggregator(result.updates, weights.to(result.updates.device)).to(result.updates.dtype)
 
     def round_task(self, rnd: int) -> ClientTask:
         """The client task of round ``rnd``: ``task`` with the scheduled client learning rate."""
@@ -183,11 +192,11 @@ class FedAvg(Algorithm):
         """``w + server_lr * Delta``; server optimizers override this stage only."""
         return state.params + self.lr_at(rnd) * delta.to(state.params.device)
 
-    @staticmethod
-    def round_metrics(result: CohortResult, weights: torch.Tensor, dim: int) -> RoundMetrics:
+    def round_metrics(self, result: CohortResult, weights: torch.Tensor, dim: int) -> RoundMetrics:
+        """Cohort size, weighted train loss (NaN for an empty cohort) and the bytes each link carried."""
         return RoundMetrics(
             clients=len(result.clients),
-            train_loss=float(weights @ result.train_loss.double()),
+            train_loss=float(weights @ result.train_loss.double()) if result.clients else float("nan"),
             bytes_up=int(result.bits_up.sum().item()) // 8,
             bytes_down=len(result.clients) * dim * FLOAT_BITS // 8,
         )

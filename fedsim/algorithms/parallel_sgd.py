@@ -8,12 +8,8 @@ single-machine minibatch SGD with batch M*B (spec section 2.5).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import torch
-
 from fedsim.algorithms.fedavg import FedAvg
-from fedsim.algorithms.sampling import FullParticipation
+from fedsim.algorithms.sampling import FullParticipation, Participation
 from fedsim.algorithms.schedules import LRSchedule
 from fedsim.client.local import LocalSGD
 from fedsim.client.state import ClientStateStore
@@ -40,7 +36,7 @@ class ParallelSGD(FedAvg):
         Each client's minibatch size B.
     weight_decay : float (default: 0.0)
         L2 penalty lambda/2 ||w||^2 in every client's objective.
-    participation : callable (default: FullParticipation())
+    participation : Participation (default: FullParticipation())
         Which clients compute a gradient each round.
     weighting : {"samples", "uniform"} (default: "uniform")
         Gradient weights p_j; uniform is the slides' 1/K.
@@ -61,7 +57,7 @@ class ParallelSGD(FedAvg):
         lr: float,
         batch_size: int,
         weight_decay: float = 0.0,
-        participation: Callable[[int, torch.Generator], list[int]] = FullParticipation(),
+        participation: Participation = FullParticipation(),
         weighting: str = "uniform",
         lr_schedule: LRSchedule = LRSchedule(),
         transforms: tuple[UpdateTransform, ...] = (),

@@ -10,10 +10,31 @@ Cohorts are returned in ascending client id, as runtimes expect.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
-__all__ = ["FullParticipation", "PoissonSampling", "UniformSampling", "full_participation", "poisson_sample", "uniform_sample"]
+__all__ = [
+    "FullParticipation",
+    "Participation",
+    "PoissonSampling",
+    "UniformSampling",
+    "full_participation",
+    "poisson_sample",
+    "uniform_sample",
+]
+
+
+class Participation(Protocol):
+    """A participation rule: the round's cohort, and its expected size (which DP accounting needs)."""
+
+    def __call__(self, num_clients: int, generator: torch.Generator) -> list[int]:
+        """The cohort (ascending client ids) drawn with ``generator``; it may be empty."""
+        ...
+
+    def expected_size(self, num_clients: int) -> float:
+        """``E|S_t|`` among ``num_clients`` clients (``q K`` under Poisson sampling)."""
+        ...
 
 
 def uniform_sample(num_clients: int, clients_per_round: int, generator: torch.Generator) -> list[int]:

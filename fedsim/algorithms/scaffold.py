@@ -101,8 +101,7 @@ class Scaffold(FedAvg):
         state.extras[SERVER_CONTROL] = c + delta_c
         return result
 
-    @staticmethod
-    def round_metrics(result: CohortResult, weights: torch.Tensor, dim: int) -> RoundMetrics:
-        metrics = FedAvg.round_metrics(result, weights, dim)
+    def round_metrics(self, result: CohortResult, weights: torch.Tensor, dim: int) -> RoundMetrics:
+        metrics = super().round_metrics(result, weights, dim)
         metrics.bytes_down *= 2  # x and c
         return metrics

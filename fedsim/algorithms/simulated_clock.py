@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 
 import torch
 
+from fedsim.algorithms.sampling import Participation
 from fedsim.client.local import LocalSGD
 from fedsim.client.task import FLOAT_BITS
 from fedsim.runtimes.base import CohortResult
@@ -68,7 +68,7 @@ class SimulatedClock:
         """Ids of the clients online now, ascending."""
         return torch.nonzero(self.availability.online(torch.arange(num_clients), self.now)).flatten().tolist()
 
-    def sample(self, participation: Callable[[int, torch.Generator], list[int]], num_clients: int,
+    def sample(self, participation: Participation, num_clients: int,
                generator: torch.Generator) -> list[int]:
         """``participation`` applied to the online clients (all of them: the unrestricted draw)."""
         pool = self.online_clients(num_clients)

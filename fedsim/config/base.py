@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from fedsim.config.systems import SystemsConfig
     from fedsim.config.topology import TopologySection
     from fedsim.data.federated import FederatedData
+    from fedsim.params import ParamSpec
 
 __all__ = ["BuildContext", "Section"]
 
@@ -37,6 +38,9 @@ class BuildContext:
         The experiment seed.
     data : FederatedData
         The federation (client count and sizes).
+    spec : ParamSpec, optional
+        The model's parameter layout (tensor shapes in flattening order): what an algorithm
+        needs of the model (per-tensor smoothing), so that it never reads the runtime's.
     topology : TopologySection, optional
         The ``topology:`` section; decentralized rules default to a ring without it.
     privacy : PrivacyConfig, optional
@@ -47,6 +51,7 @@ class BuildContext:
 
     seed: int
     data: FederatedData
+    spec: ParamSpec | None = None
     topology: TopologySection | None = None
     privacy: PrivacyConfig | None = None
     systems: SystemsConfig | None = None

@@ -53,6 +53,11 @@ class PrivacyConfig(Section):
                                           population=population)
 
 
+def _smoothing(section: "DPFedLSConfig | DPLSSGDConfig", ctx: BuildContext) -> Smoothing:
+    """The section's Laplacian smoothing, with the model's tensor sizes that ``per_tensor`` needs."""
+    return Smoothing(section.ls_sigma, section.ls_order, section.ls_mode, sizes=ctx.spec.numels if ctx.spec else None)
+
+
 class DPFedLSConfig(FedAvgConfig):
     """DP-Fed-LS / DP-FedAvg (ls_sigma = 0); noise, clip and accounting come from ``privacy:``."""
 
@@ -75,7 +80,7 @@ class DPFedLSConfig(FedAvgConfig):
         local = replace(self.local_sgd(), clip_radius=priv.clip_norm if priv.clip_mode == "every_step" else None)
         kwargs.update(task=ClippedClientTask(local, clip_norm=priv.clip_norm), weighting="uniform")
         accountant = PrivacyAccountant(delta=delta, accountant=priv.accountant, sampling=sampling, unit="user", population=k)
-        return DPFedLS(noise_multiplier=z, accountant=accountant, smoothing=Smoothing(self.ls_sigma, self.ls_order, self.ls_mode),
+        return DPFedLS(noise_multiplier=z, accountant=accountant, smoothing=_smoothing(self, ctx),
                        denominator=priv.denominator, budget=priv.budget, **kwargs)
 
 
@@ -106,6 +111,6 @@ class DPLSSGDConfig(Section):
         accountant = PrivacyAccountant(delta=delta, accountant=priv.accountant, sampling=self.sampling, unit="sample",
                                        population=n)
         return DPLSSGD(lr=self.lr, sample_rate=q, noise_multiplier=z, clip_norm=priv.clip_norm, accountant=accountant,
-                       num_samples=n, smoothing=Smoothing(self.ls_sigma, self.ls_order, self.ls_mode),
+                       num_samples=n, smoothing=_smoothing(self, ctx),
                        weight_decay=self.weight_decay, lr_decay=self.lr_decay, budget=priv.budget, seed=ctx.seed,
                        sampling=self.sampling)

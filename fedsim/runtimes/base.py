@@ -42,6 +42,19 @@ class CohortResult:
         )
 
     @classmethod
+    def empty(cls, like: torch.Tensor) -> "CohortResult":
+        """The result of a cohort with no client (an empty Poisson draw): ``(0, d)`` updates like ``like``."""
+        return cls(
+            clients=[],
+            updates=like.new_zeros((0, like.numel())),
+            num_samples=torch.zeros(0, dtype=torch.long),
+            train_loss=torch.zeros(0),
+            bits_up=torch.zeros(0, dtype=torch.int64),
+            steps=torch.zeros(0, dtype=torch.int64),
+            states=[],
+        )
+
+    @classmethod
     def concat(cls, parts: Sequence["CohortResult"]) -> "CohortResult":
         """Join consecutive parts of one cohort (each in client-id order) into one result."""
         return cls(

@@ -12,7 +12,7 @@ from fedsim.experiment import Experiment, resolve_config, run
 from fedsim.models.functional import FunctionalModel
 from fedsim.models.zoo import build_model
 from fedsim.privacy import compute_epsilon
-from tests.helpers import small_config
+from tests.helpers import OpaqueRuntime, small_config
 
 
 def dp_config(tmp_path, privacy=None, **algorithm):
@@ -52,6 +52,28 @@ def test_server_noise_std_is_z_g_over_m(tmp_path):
     exp.algorithm.round(state, 0, exp.runtime)
     step = state.params - exp.initial_params
     assert float(step.std()) == pytest.approx(2.0 * 0.5 / 5, rel=0.04)
+
+
+def test_the_round_treats_the_runtime_as_opaque(tmp_path):
+    """Per-tensor smoothing gets the tensor sizes at build time, not from ``runtime.model``."""
+    exp = Experiment(resolve_config(dp_config(tmp_path, rounds=1, ls_sigma=1.0)))
+    a, b = exp.algorithm.init(exp.initial_params), exp.algorithm.init(exp.initial_params)
+    exp.algorithm.round(a, 0, exp.runtime)
+    exp.algorithm.round(b, 0, OpaqueRuntime(exp.runtime))
+    assert torch.equal(a.params, b.params)
+
+
+def test_an_empty_poisson_cohort_still_releases_accounted_noise(tmp_path):
+    """The aggregate stage noises the (zero) sum even when nobody was sampled: the round is a
+    mechanism step all the same, and the realized denominator max(|S_t|, 1) gives std z G."""
+    cfg = dp_config(tmp_path, {"noise_multiplier": 2.0, "clip_norm": 0.5, "denominator": "realized"}, rounds=1,
+                    participation={"kind": "poisson", "q": 1e-9})
+    exp = Experiment(resolve_config(cfg))
+    state = exp.algorithm.init(exp.initial_params)
+    metrics = exp.algorithm.round(state, 0, exp.runtime)
+    assert metrics.clients == 0 and metrics.bytes_up == 0 and exp.algorithm.accountant.steps == 1
+    assert metrics.extra["noise_std"] == pytest.approx(2.0 * 0.5)
+    assert float((state.params - exp.initial_params).std()) == pytest.approx(2.0 * 0.5, rel=0.04)
 
 
 @pytest.mark.parametrize("every_step", [False, True])

@@ -9,6 +9,7 @@ import torch
 
 from fedsim.algorithms.federated import (
     FedAvg,
+    FedAvgM,
     FedProx,
     FullParticipation,
     LocalWork,
@@ -105,7 +106,14 @@ def test_empty_poisson_round_leaves_the_model_unchanged():
     algo = FedAvg(num_clients=2, task=ClientTask(LocalSGD(lr=0.1, batch_size=5)), participation=PoissonSampling(1e-9))
     w, metrics = run_rounds(algo, data, 2)
     assert torch.equal(w, logistic().initial_params())
-    assert metrics[0].clients == 0 and metrics[0].bytes_up == 0
+    assert metrics[0].clients == 0 and metrics[0].bytes_up == 0 and math.isnan(metrics[0].train_loss)
+    # Not even a server optimizer's momentum moves w: the aggregate stage reports no update at all.
+    momentum = FedAvgM(momentum=0.9, num_clients=2, task=ClientTask(LocalSGD(lr=0.1, batch_size=5)),
+                       participation=PoissonSampling(1e-9))
+    state = momentum.init(logistic().initial_params())
+    state.extras["m"] = torch.ones_like(state.params)
+    momentum.round(state, 0, SerialRuntime(logistic(), data, seed=0))
+    assert torch.equal(state.params, logistic().initial_params())
 
 
 @pytest.mark.parametrize("per_round", [True, False])

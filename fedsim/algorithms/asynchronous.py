@@ -19,12 +19,13 @@ synchronous one's runtime calls, not one Python call per client.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from fedsim.algorithms.aggregation import aggregation_weights, weighted_mean
+from fedsim.algorithms.aggregation import aggregation_weights
 from fedsim.algorithms.base import Algorithm, RoundMetrics, ServerState
 from fedsim.algorithms.fedavg import FedAvg
 from fedsim.algorithms.sampling import uniform_sample
@@ -183,8 +184,11 @@ class FedBuff(AsyncFederated):
     """
 
     def apply(self, state, batch, weights, staleness, starts, rnd):  # type: ignore[override]
-        delta = weighted_mean(batch.updates, weights * self.staleness(staleness))
-        return self.server.server_update(state, delta, rnd)
+        # the staleness factors scale the updates, then the server's aggregate stage (a robust
+        # rule, say) combines them: sum_k p_k S(s_k) Delta_k for the default mean
+        scale = self.staleness(staleness).to(batch.updates)
+        delta = self.server.aggregate(dataclasses.replace(batch, updates=batch.updates * scale[:, None]), weights, rnd)
+        return state.params if delta is None else self.server.server_update(state, delta, rnd)
 
 
 class FedAsync(AsyncFederated):

@@ -1,10 +1,11 @@
 """The federated (server-based) family in one namespace, for the config layer and users.
 
 Parallel SGD, FedAvg and its participation, schedule and local-work options, FedProx, the
-server optimizers of Reddi et al. 2021 and SCAFFOLD.
+server optimizers of Reddi et al. 2021, SCAFFOLD and FedNova.
 """
 
 from fedsim.algorithms.fedavg import FedAvg
+from fedsim.algorithms.fednova import FedNova
 from fedsim.algorithms.fedopt import FedAdagrad, FedAdam, FedAvgM, FedOpt, FedYogi
 from fedsim.algorithms.fedprox import FedProx
 from fedsim.algorithms.heterogeneity import LocalWork
@@ -18,6 +19,7 @@ __all__ = [
     "FedAdam",
     "FedAvg",
     "FedAvgM",
+    "FedNova",
     "FedOpt",
     "FedProx",
     "FedYogi",

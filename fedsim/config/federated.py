@@ -22,7 +22,7 @@ from fedsim.config.base import BuildContext, Section
 from fedsim.config.robustness import AggregatorConfig
 
 __all__ = [
-    "FedAdagradConfig", "FedAdamConfig", "FedAvgConfig", "FedAvgMConfig", "FedProxConfig", "FedYogiConfig", "FullParticipation",
+    "FedAdagradConfig", "FedAdamConfig", "FedAvgConfig", "FedAvgMConfig", "FedNovaConfig", "FedProxConfig", "FedYogiConfig", "FullParticipation",
     "LRScheduleConfig", "LocalWorkConfig", "ParallelSGDConfig", "Participation", "PoissonParticipation", "ScaffoldConfig",
     "UniformParticipation",
 ]
@@ -174,6 +174,15 @@ class ScaffoldConfig(FedAvgConfig):
 
     def build(self, ctx: BuildContext) -> Algorithm:
         return federated.Scaffold(**self.fedavg_kwargs(ctx))
+
+
+class FedNovaConfig(FedAvgConfig):
+    """FedNova (Wang et al. 2020): normalized averaging when clients do different local work."""
+
+    kind: Literal["fednova"] = "fednova"  # type: ignore[assignment]
+
+    def build(self, ctx: BuildContext) -> Algorithm:
+        return federated.FedNova(**self.fedavg_kwargs(ctx))
 
 
 class ParallelSGDConfig(Section):

@@ -40,6 +40,7 @@ from fedsim.config.federated import (
     FedAdamConfig,
     FedAvgConfig,
     FedAvgMConfig,
+    FedNovaConfig,
     FedProxConfig,
     FedYogiConfig,
     ParallelSGDConfig,
@@ -60,6 +61,7 @@ __all__ = ["AlgorithmSection", "ExperimentConfig"]
 AlgorithmSection = Annotated[
     Union[
         FedAvgConfig, ParallelSGDConfig, FedProxConfig, FedAvgMConfig, FedAdagradConfig, FedAdamConfig, FedYogiConfig, ScaffoldConfig,
+        FedNovaConfig,
         GossipConfig, DPSGDConfig, ChocoConfig, PairwiseGossipConfig, ADPSGDConfig,
         DPFedLSConfig, DPLSSGDConfig,
         FedBuffConfig, FedAsyncConfig,
@@ -95,7 +97,7 @@ class ExperimentConfig(Section):
             # sampling scheme the accountant assumes would no longer hold.
             raise PydanticCustomError("fedsim", "systems: not combinable with privacy: (the accountant's sampling scheme "
                                       "assumes every client can be drawn)", {})
-        clocked = ("fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "fedadagrad", "scaffold", "fedbuff", "fedasync",
+        clocked = ("fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "fedadagrad", "scaffold", "fednova", "fedbuff", "fedasync",
                    "async_gossip", "adpsgd")
         if self.algorithm.kind not in clocked:
             raise PydanticCustomError("fedsim", "systems: algorithm.kind={got} does not run on the simulated clock "

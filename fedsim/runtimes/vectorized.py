@@ -246,48 +246,57 @@ class VectorizedRuntime(SerialRuntime):
         """Batched :func:`~fedsim.client.local_sgd`: final ``(C, d)`` parameters, summed step losses, steps taken."""
         sched = cohort_schedule(task, self.data, cohort, self.seed, rnd)
         num_clients, num_steps, batch = sched.index.shape
-        index = sched.index.to(self.device)
-        weight = sched.valid.to(self.device, start.dtype)
+        # Clients in descending order of step count, so the clients still training at step s are
+        # always a prefix [0, k_s) of the rows: later steps compute only that prefix (views, no
+        # masking), and a cohort of unequal clients costs the sum of their steps, as serially.
+        order = torch.argsort(sched.steps, descending=True, stable=True)
+        steps_sorted = sched.steps[order]
+        prefix = [int(k) for k in (steps_sorted[:, None] > torch.arange(num_steps)).sum(0)]  # k_s per step
+        order_dev = order.to(self.device)
+        index = sched.index[order].to(self.device)
+        weight = sched.valid[order].to(self.device, start.dtype)
         count = weight.sum(2).clamp_min(1.0)  # (C, S) real samples per minibatch
-        active = (sched.steps[:, None] > torch.arange(num_steps)).to(self.device)  # (C, S)
-        everyone = active.all(0).tolist()
+        start = start[order_dev]
+        correction = None if correction is None else correction[order_dev]
         x, y = self.data.x_train, self.data.y_train
         xbuf, ybuf = self._gather_buffers(num_clients * batch)
         layout = list(zip(self.model.spec.names, self.model.spec.shapes, self.model.spec.slices()))
         in_place = task.local.clip_radius is None
         # In place, the (C, d) matrix is updated tensor by tensor through its views (one pass per
         # step instead of a concatenated gradient and a fresh matrix); clipping needs whole rows.
-        w = start.clone(memory_format=torch.contiguous_format) if in_place else start
+        w = start.clone(memory_format=torch.contiguous_format)
         views = [(w[:, sl].unflatten(1, shape), start[:, sl].unflatten(1, shape),
                   None if correction is None else correction[:, sl].unflatten(1, shape)) for _, shape, sl in layout]
         loss_sum = torch.zeros(num_clients, device=self.device, dtype=start.dtype)
         objective = task.objective
         noise_gens = None
         if objective is not None and objective.needs_noise:
-            noise_gens = torch_generators(self.seed, "objective", rnd, np.asarray(cohort, dtype=np.int64))
+            noise_gens = torch_generators(self.seed, "objective", rnd, np.asarray(cohort, dtype=np.int64)[order.numpy()])
         for s in range(num_steps):
+            k = prefix[s]
             # index_select on the flat row list: about twice as fast as advanced indexing on CPU.
-            rows = index[:, s].reshape(-1)
-            xb = torch.index_select(x, 0, rows, out=xbuf).view(num_clients, batch, *x.shape[1:])
-            yb = torch.index_select(y, 0, rows, out=ybuf)
+            rows = index[:k, s].reshape(-1)
+            xb = torch.index_select(x, 0, rows, out=xbuf[: k * batch]).view(k, batch, *x.shape[1:])
+            yb = torch.index_select(y, 0, rows, out=ybuf[: k * batch])
+            wk = w[:k]
             # Differentiate with respect to per-tensor views of the (C, d) matrix, not the matrix:
             # the backward of slicing a flat leaf zero-fills a full (C, d) gradient per tensor.
             if objective is not None:
-                losses, grads = self._objective_step(objective, w, xb, yb.view(num_clients, batch), weight[:, s], noise_gens, batch)
+                # A client past its schedule draws no more noise: no later step of it would read it.
+                gens = None if noise_gens is None else noise_gens[:k]
+                losses, grads = self._objective_step(objective, wk, xb, yb.view(k, batch), weight[:k, s], gens, batch)
             else:
-                tensors = {name: w[:, sl].unflatten(1, shape).detach().requires_grad_(True) for name, shape, sl in layout}
+                tensors = {name: wk[:, sl].unflatten(1, shape).detach().requires_grad_(True) for name, shape, sl in layout}
                 logits = self._cohort_logits(tensors, xb)
-                per_sample = F.cross_entropy(logits.reshape(num_clients * batch, -1), yb, reduction="none")
-                losses = (per_sample.view(num_clients, batch) * weight[:, s]).sum(1) / count[:, s]
+                per_sample = F.cross_entropy(logits.reshape(k * batch, -1), yb, reduction="none")
+                losses = (per_sample.view(k, batch) * weight[:k, s]).sum(1) / count[:k, s]
                 grads = torch.autograd.grad(losses.sum(), tuple(tensors.values()))
-            on = None if everyone[s] else active[:, s]
             if in_place:
-                mask = None if on is None else on.to(w.dtype)
                 for (wv, gv, cv), g in zip(views, grads):
-                    sgd_step_(wv, g, gv, task.local, cv, None if mask is None else mask.view(-1, *([1] * (g.dim() - 1))))
+                    sgd_step_(wv[:k], g, gv[:k], task.local, None if cv is None else cv[:k])
             else:
-                grad = torch.cat([g.reshape(num_clients, -1) for g in grads], dim=1)
-                stepped = sgd_step(w, grad, start, task.local, correction)
-                w = stepped if on is None else torch.where(on[:, None], stepped, w)
-            loss_sum = loss_sum + (losses.detach() if on is None else torch.where(on, losses.detach(), torch.zeros_like(loss_sum)))
-        return w.detach(), loss_sum.cpu(), sched.steps
+                grad = torch.cat([g.reshape(k, -1) for g in grads], dim=1)
+                w[:k] = sgd_step(wk, grad, start[:k], task.local, None if correction is None else correction[:k])
+            loss_sum[:k] += losses.detach()
+        inverse = torch.argsort(order)
+        return w[inverse.to(self.device)].detach(), loss_sum[inverse.to(self.device)].cpu(), sched.steps

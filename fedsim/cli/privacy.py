@@ -122,7 +122,7 @@ def audit(
     as_json: bool = _JSON,
 ) -> None:
     """Recomputed epsilon, loss-threshold membership inference and an empirical epsilon lower bound."""
-    from fedsim.privacy.run_audit import audit_run
+    from fedsim.studies.privacy_audit import audit_run
 
     report = audit_run(run_dir, canaries=canaries, confidence=confidence, members=members)
     if as_json:

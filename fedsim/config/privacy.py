@@ -58,6 +58,13 @@ def _smoothing(section: "DPFedLSConfig | DPLSSGDConfig", ctx: BuildContext) -> S
     return Smoothing(section.ls_sigma, section.ls_order, section.ls_mode, sizes=ctx.spec.numels if ctx.spec else None)
 
 
+def _privacy(ctx: BuildContext, kind: str) -> PrivacyConfig:
+    """The ``privacy:`` section a private algorithm needs; a one-line error without it."""
+    if ctx.privacy is None:
+        raise FedsimError(f"privacy: section required by algorithm.kind={kind} (noise_multiplier or target_epsilon)")
+    return ctx.privacy
+
+
 class DPFedLSConfig(FedAvgConfig):
     """DP-Fed-LS / DP-FedAvg (ls_sigma = 0); noise, clip and accounting come from ``privacy:``."""
 
@@ -68,9 +75,7 @@ class DPFedLSConfig(FedAvgConfig):
     ls_mode: Literal["per_tensor", "global_flat"] = "per_tensor"
 
     def build(self, ctx: BuildContext) -> Algorithm:
-        priv = ctx.privacy
-        if priv is None:
-            raise FedsimError("privacy: section required by algorithm.kind=dp_fed_ls (noise_multiplier or target_epsilon)")
+        priv = _privacy(ctx, "dp_fed_ls")
         kwargs = self.fedavg_kwargs(ctx)
         k = ctx.data.num_clients
         q = kwargs["participation"].expected_size(k) / k
@@ -99,9 +104,7 @@ class DPLSSGDConfig(Section):
     ls_mode: Literal["per_tensor", "global_flat"] = "per_tensor"
 
     def build(self, ctx: BuildContext) -> Algorithm:
-        priv = ctx.privacy
-        if priv is None:
-            raise FedsimError("privacy: section required by algorithm.kind=dp_lssgd (noise_multiplier or target_epsilon)")
+        priv = _privacy(ctx, "dp_lssgd")
         n = int(ctx.data.client_sizes().sum())
         if self.batch_size > n:
             raise FedsimError(f"algorithm.batch_size: {self.batch_size} exceeds the {n} training examples")

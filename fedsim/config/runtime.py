@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-import torch
 from pydantic import Field, PositiveFloat, PositiveInt
 
 from fedsim.config.base import Section
@@ -27,9 +26,7 @@ class SerialRuntimeConfig(Section):
     )
 
     def build(self, model: FunctionalModel, data: FederatedData, seed: int) -> Runtime:
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
-        return SerialRuntime(model, data, seed=seed, device=resolve_device(self.device))
+        return SerialRuntime(model, data, seed=seed, device=resolve_device(self.device), threads=self.threads)
 
 
 class VectorizedRuntimeConfig(Section):
@@ -41,10 +38,12 @@ class VectorizedRuntimeConfig(Section):
         description="Models with convolutions: vmap (grouped convolution), unfold (im2col + batched matmul), per_client "
         "(client by client), auto (per_client on CPU, where batching measured slower, vmap on CUDA)",
     )
+    threads: PositiveInt | None = Field(None, description="torch intra-op threads (null: torch's default); batched passes are large enough to use them")
 
     def build(self, model: FunctionalModel, data: FederatedData, seed: int) -> Runtime:
         return VectorizedRuntime(
-            model, data, seed=seed, device=resolve_device(self.device), max_clients=self.max_clients, conv=self.conv
+            model, data, seed=seed, device=resolve_device(self.device), max_clients=self.max_clients, conv=self.conv,
+            threads=self.threads,
         )
 
 
@@ -54,17 +53,18 @@ class RayRuntimeConfig(Section):
     num_actors: PositiveInt | None = Field(None, description="Actors to start (default: one per CPU in the cluster)")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda)$", description="auto (fractional GPUs when the cluster has them), cpu or cuda")
     max_clients: PositiveInt = Field(256, description="Clients per batched pass inside an actor")
+    threads: PositiveInt | None = Field(None, description="torch intra-op threads in each actor (null: the actor's share of CPUs)")
 
     def build(self, model: FunctionalModel, data: FederatedData, seed: int) -> Runtime:
         from fedsim.runtimes.ray_runtime import RayRuntime
 
         return RayRuntime(
-            model, data, seed=seed, address=self.address, num_actors=self.num_actors, device=self.device, max_clients=self.max_clients
+            model, data, seed=seed, address=self.address, num_actors=self.num_actors, device=self.device, max_clients=self.max_clients,
+            threads=self.threads,
         )
 
 
 RuntimeSection = Annotated[Union[SerialRuntimeConfig, VectorizedRuntimeConfig, RayRuntimeConfig], Field(discriminator="kind")]
-
 
 
 class FlowerConfig(Section):

@@ -23,12 +23,11 @@ import torch
 from fedsim._version import __version__
 from fedsim.algorithms.base import Algorithm, RoundMetrics, ServerState
 from fedsim.config.schema import ExperimentConfig
-from fedsim.data.federated import FederatedData, build_federated_data
+from fedsim.data.federated import FederatedData
 from fedsim.deploy.client import node_partition, train_hosted_clients
 from fedsim.deploy.server import FlowerRuntime
 from fedsim.experiment import Experiment, resolve_config
 from fedsim.models.functional import FunctionalModel
-from fedsim.models.zoo import build_model
 from fedsim.output import RunFolder
 from fedsim.runtimes.base import Runtime
 
@@ -95,10 +94,8 @@ def run_server(grid: Grid, context: Context, config_path: Path) -> None:
 
 
 @lru_cache(maxsize=1)
-def _client_model(config_path: Path) -> tuple[ExperimentConfig, FunctionalModel]:
-    cfg = resolve_config(config_path)
-    model = FunctionalModel(build_model(cfg.model.kind, seed=cfg.seed, hidden=cfg.model.hidden, channels=cfg.model.channels))
-    return cfg, model
+def _client_config(config_path: Path) -> ExperimentConfig:
+    return resolve_config(config_path)
 
 
 def _flwr_home() -> Path:
@@ -118,13 +115,7 @@ def node_data(cfg: ExperimentConfig, partition_id: int, num_partitions: int, cac
     ).hexdigest()[:16]
     folder = cache / f"{key}-p{partition_id}of{num_partitions}"
     if not (folder / "offsets.npy").exists():
-        full = build_federated_data(
-            dataset=cfg.data.dataset,
-            num_clients=cfg.data.num_clients,
-            partition=cfg.data.partition.kind,
-            partition_params=cfg.data.partition_params(),
-            seed=cfg.seed,
-        )
+        full = cfg.data.build(cfg.seed)
         mine = [full.client_indices[c] if c % num_partitions == partition_id else full.client_indices[c][:0] for c in range(full.num_clients)]
         index = torch.cat(mine)
         cache.mkdir(parents=True, exist_ok=True)
@@ -132,6 +123,9 @@ def node_data(cfg: ExperimentConfig, partition_id: int, num_partitions: int, cac
         np.save(tmp / "x.npy", full.x_train[index].numpy())
         np.save(tmp / "y.npy", full.y_train[index].numpy())
         np.save(tmp / "offsets.npy", np.cumsum([0, *(len(i) for i in mine)]))
+        # what sizes the model (ModelConfig.build reads it from the data)
+        (tmp / "meta.json").write_text(json.dumps({"input_shape": list(full.input_shape), "num_classes": full.num_classes,
+                                                   "kind": full.kind, "vocab_size": full.vocab_size, "name": full.name}))
         try:
             os.replace(tmp, folder)
         except OSError:  # another ClientApp of this node got there first
@@ -139,9 +133,9 @@ def node_data(cfg: ExperimentConfig, partition_id: int, num_partitions: int, cac
     offsets = np.load(folder / "offsets.npy")
     x = torch.from_numpy(np.load(folder / "x.npy"))
     y = torch.from_numpy(np.load(folder / "y.npy"))
-    return FederatedData(
-        x, y, [torch.arange(offsets[c], offsets[c + 1]) for c in range(len(offsets) - 1)], x[:0], y[:0]
-    )
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["input_shape"] = tuple(meta["input_shape"])
+    return FederatedData(x, y, [torch.arange(offsets[c], offsets[c + 1]) for c in range(len(offsets) - 1)], x[:0], y[:0], **meta)
 
 
 def make_server_app(config_path: Path) -> ServerApp:
@@ -163,8 +157,8 @@ def make_client_app(config_path: Path) -> ClientApp:
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        cfg, model = _client_model(config_path)
+        cfg = _client_config(config_path)
         data = node_data(cfg, *node_partition(context), _flwr_home() / NODE_CACHE)
-        return train_hosted_clients(msg, context, model, data, cfg.seed)
+        return train_hosted_clients(msg, context, FunctionalModel(cfg.model.build(cfg.seed, data)), data, cfg.seed)
 
     return app

@@ -13,7 +13,7 @@ from fedsim.data.federated import FederatedData
 from fedsim.errors import FedsimError
 from fedsim.models.functional import FunctionalModel
 
-__all__ = ["CohortResult", "Runtime", "resolve_device"]
+__all__ = ["CohortResult", "Runtime", "resolve_device", "set_threads"]
 
 
 @dataclass
@@ -79,6 +79,15 @@ class CohortResult:
             steps=self.steps[index],
             states=[self.states[i] for i in rows],
         )
+
+
+def set_threads(threads: int | None) -> None:
+    """Set torch's intra-op thread count for this process; ``None`` leaves it as it is.
+
+    A process-wide side effect, so only runtimes call it (each in the process it trains in).
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
 def resolve_device(device: str) -> torch.device:

@@ -47,8 +47,7 @@ class ClientWorker:
     """What one actor holds: the model, the whole federated training set, and a vectorized engine."""
 
     def __init__(self, model: FunctionalModel, data: FederatedData, seed: int, device: str, max_clients: int, threads: int) -> None:
-        torch.set_num_threads(threads)
-        self.engine = VectorizedRuntime(model, data, seed=seed, device=resolve_device(device), max_clients=max_clients)
+        self.engine = VectorizedRuntime(model, data, seed=seed, device=resolve_device(device), max_clients=max_clients, threads=threads)
 
     def run(
         self,
@@ -107,6 +106,8 @@ class RayRuntime(Runtime):
         Clients per batched pass inside an actor.
     max_retries : int (default: 3)
         How many times a block whose actor died is retried before the round fails.
+    threads : int or None (default: None)
+        torch intra-op threads in each actor; by default the actor's share of CPUs.
     """
 
     def __init__(
@@ -120,6 +121,7 @@ class RayRuntime(Runtime):
         device: str = "auto",
         max_clients: int = 256,
         max_retries: int = 3,
+        threads: int | None = None,
     ) -> None:
         try:
             import ray
@@ -155,7 +157,7 @@ class RayRuntime(Runtime):
             seed,
             "cuda" if gpus else "cpu",
             max_clients,
-            max(int(self._actor_options["num_cpus"]), 1),
+            threads if threads is not None else max(int(self._actor_options["num_cpus"]), 1),
         )
         self.max_retries = max_retries
         self.retries = 0

@@ -9,7 +9,7 @@ import torch
 from fedsim.client.task import ClientContext, ClientTask, train_client
 from fedsim.data.federated import FederatedData
 from fedsim.models.functional import FunctionalModel
-from fedsim.runtimes.base import CohortResult, Runtime
+from fedsim.runtimes.base import CohortResult, Runtime, set_threads
 
 __all__ = ["SerialRuntime"]
 
@@ -17,10 +17,14 @@ __all__ = ["SerialRuntime"]
 class SerialRuntime(Runtime):
     """Trains each client of the cohort in turn with :func:`~fedsim.client.train_client`.
 
-    Data and model move to ``device`` once, at construction.
+    Data and model move to ``device`` once, at construction. ``threads`` sets torch's intra-op
+    threads for this process (``None``: leave them).
     """
 
-    def __init__(self, model: FunctionalModel, data: FederatedData, *, seed: int, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, model: FunctionalModel, data: FederatedData, *, seed: int, device: torch.device | str = "cpu", threads: int | None = None
+    ) -> None:
+        set_threads(threads)
         self.device = torch.device(device)
         super().__init__(model.to(self.device), data.to(self.device), seed=seed)
 

@@ -126,8 +126,9 @@ class VectorizedRuntime(SerialRuntime):
         device: torch.device | str = "cpu",
         max_clients: int = 256,
         conv: str = "auto",
+        threads: int | None = None,
     ) -> None:
-        super().__init__(model, data, seed=seed, device=device)
+        super().__init__(model, data, seed=seed, device=device, threads=threads)
         self.max_clients = max_clients
         if conv not in CONV_MODES:
             raise FedsimError(f"runtime.conv: unknown mode '{conv}' (allowed: {', '.join(CONV_MODES)})")

@@ -1,1 +1,1 @@
-"""Studies: sweeps of whole experiments with a table and plots at the end."""
+"""Studies: work over whole experiments and their run folders (the topology sweep, the privacy audit of a run)."""

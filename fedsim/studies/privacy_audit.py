@@ -2,7 +2,9 @@
 
 Reads the run folder written by :mod:`fedsim.experiment` (``summary.json`` with the privacy
 ledger, ``config.yaml``, ``params.pt``). The data and model are rebuilt from the config, so a
-run made with a custom model or partition through the Python API cannot be audited here.
+run made with a custom model or partition through the Python API cannot be audited here. The
+attacks and the lower bound themselves are pure functions in :mod:`fedsim.privacy.audit`; this
+module only reads the run folder and wires them up (``fedsim privacy audit``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from typing import Any
 
 import torch
 
+from fedsim.config.schema import ExperimentConfig
 from fedsim.errors import FedsimError
+from fedsim.experiment import resolve_config
+from fedsim.models.functional import FunctionalModel
 from fedsim.privacy.audit import loss_threshold_attack, user_level_canary_audit
 from fedsim.seeding import torch_generator
 
@@ -22,13 +27,12 @@ __all__ = ["audit_run", "default_canaries"]
 
 
 def default_canaries(delta: float) -> int:
-    """1000 canaries, fewer when Theorem 3.1's additive ``2 m delta`` term would exceed 0.01 (at least 50)."""
+    """1000 canaries, fewer when the additive ``2 m delta`` term of Theorem 3.1 in Steinke, Nasr and Jagielski,
+    "Privacy Auditing with One (1) Training Run" (NeurIPS 2023) would exceed 0.01 (at least 50)."""
     return int(min(1000, max(50, 0.01 / (2 * delta))))
 
 
-def _read(run_dir: Path) -> tuple[dict[str, Any], Any, torch.Tensor]:
-    from fedsim.experiment import resolve_config
-
+def _read(run_dir: Path) -> tuple[dict[str, Any], ExperimentConfig, torch.Tensor]:
     missing = [n for n in ("summary.json", "config.yaml", "params.pt") if not (run_dir / n).is_file()]
     if missing:
         raise FedsimError(f"{run_dir}: not a private run folder (missing {', '.join(missing)})")
@@ -38,9 +42,7 @@ def _read(run_dir: Path) -> tuple[dict[str, Any], Any, torch.Tensor]:
     return summary, resolve_config(run_dir / "config.yaml"), torch.load(run_dir / "params.pt")
 
 
-def _membership(cfg: Any, params: torch.Tensor, members: int, seed: int) -> dict[str, Any]:
-    from fedsim.models.functional import FunctionalModel
-
+def _membership(cfg: ExperimentConfig, params: torch.Tensor, members: int, seed: int) -> dict[str, Any]:
     data = cfg.data.build(cfg.seed)
     model = FunctionalModel(cfg.model.build(cfg.seed, data))
     train_idx = torch.cat(data.client_indices)

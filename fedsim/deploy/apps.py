@@ -111,7 +111,7 @@ def node_data(cfg: ExperimentConfig, partition_id: int, num_partitions: int, cac
     set stays with the server.
     """
     key = hashlib.sha256(
-        json.dumps([__version__, cfg.seed, cfg.data.model_dump(mode="json"), partition_id, num_partitions]).encode()
+        json.dumps([__version__, "with-meta", cfg.seed, cfg.data.model_dump(mode="json"), partition_id, num_partitions]).encode()
     ).hexdigest()[:16]
     folder = cache / f"{key}-p{partition_id}of{num_partitions}"
     if not (folder / "offsets.npy").exists():

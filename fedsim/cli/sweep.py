@@ -92,9 +92,9 @@ def sweep(
     try:
         spec = SweepConfig.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise FedsimError(f"sweep{'.' + where if where else ''}: {err['msg']}" if err["type"] != "fedsim" else err["msg"]) from None
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise FedsimError(f"sweep{'.' + where if where else ''}: {first['msg']}" if first["type"] != "fedsim" else first["msg"]) from None
     base["sweep"] = None
     out = out if out is not None else Path("runs") / f"sweep-{config.stem}"
 

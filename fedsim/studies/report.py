@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import io
 import json
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -85,9 +84,9 @@ def _curves(run_dir: Path, history: list[dict[str, Any]]) -> str:
         return '<p class="muted">no rounds recorded</p>'
     from fedsim.plotting import plot_curves
 
-    buf = io.BytesIO()
-    plot_curves(history, buf, title=run_dir.name)
-    return _img(buf.getvalue(), "curves")
+    with tempfile.TemporaryDirectory() as tmp:
+        plot_curves(history, Path(tmp) / "curves.png", title=run_dir.name)
+        return _img((Path(tmp) / "curves.png").read_bytes(), "curves")
 
 
 def _topology(cfg: Any) -> str:
@@ -148,9 +147,9 @@ def sweep_page(sweep_dir: str | Path) -> str:
     if (sweep_dir / "curves.png").exists():
         parts.append(_img((sweep_dir / "curves.png").read_bytes(), "sweep curves"))
     elif done:
-        buf = io.BytesIO()
-        plot_bands(outcomes, buf, title=sweep_dir.name)  # type: ignore[arg-type]
-        parts.append(_img(buf.getvalue(), "sweep curves"))
+        with tempfile.TemporaryDirectory() as tmp:
+            plot_bands(outcomes, Path(tmp) / "curves.png", title=sweep_dir.name)
+            parts.append(_img((Path(tmp) / "curves.png").read_bytes(), "sweep curves"))
     if (sweep_dir / "sweep.csv").exists():
         with (sweep_dir / "sweep.csv").open() as fh:
             rows = list(csv.reader(fh))

@@ -172,3 +172,18 @@ def test_trials_in_one_process_do_not_share_global_state(tmp_path):
     finally:
         torch.set_default_dtype(torch.float32)
         torch.set_num_threads(1)
+
+
+def test_yaml_sweep_section_with_zip_and_run_ignores_it(tmp_path, cli):
+    cfg = tiny(tmp_path)
+    cfg["sweep"] = {"zip": [{"algorithm.lr": [0.05, 0.1], "algorithm.local_steps": [2, 3]}], "seeds": [3]}
+    base = write(tmp_path, cfg)
+    code, _, err = cli("sweep", str(base), "--out", str(tmp_path / "sw"), "--backend", "inline", "-q")
+    assert code == 0, err
+    trials = json.loads((tmp_path / "sw" / "sweep.json").read_text())["trials"]
+    assert [(t["point"], t["seed"]) for t in trials] == [({"algorithm.lr": 0.05, "algorithm.local_steps": 2}, 3),
+                                                         ({"algorithm.lr": 0.1, "algorithm.local_steps": 3}, 3)]
+    done = yaml.safe_load((tmp_path / "sw" / "trials" / trials[1]["name"] / "config.yaml").read_text())
+    assert (done["algorithm"]["lr"], done["algorithm"]["local_steps"], done["seed"], done["sweep"]) == (0.1, 3, 3, None)
+    code, _, err = cli("run", str(base), "--out", str(tmp_path / "one"), "-q")  # fedsim run ignores sweep:
+    assert code == 0, err

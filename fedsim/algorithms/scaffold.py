@@ -88,10 +88,11 @@ class Scaffold(FedAvg):
         """p_i over all N clients, as ``weighting`` defines the objective: n_i / n or 1/N."""
         return aggregation_weights(runtime.data.client_sizes(), self.weighting)
 
-    def train_cohort(self, state: ServerState, cohort: list[int], rnd: int, runtime: Runtime) -> CohortResult:
+    def train_cohort(self, state: ServerState, cohort: list[int], rnd: int, runtime: Runtime, *,
+                     store_states: bool = True) -> CohortResult:
         c = state.extras[SERVER_CONTROL]
         before = {k: self.client_states.get(k).get(CONTROL) for k in cohort}
-        result = super().train_cohort(state, cohort, rnd, runtime)
+        result = super().train_cohort(state, cohort, rnd, runtime, store_states=store_states)
         p = self.control_weights(runtime)
         # result.clients, not cohort: under Flower a dropped client is missing from the result.
         delta_c = sum(

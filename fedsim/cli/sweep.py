@@ -98,14 +98,17 @@ def sweep(
     base["sweep"] = None
     out = out if out is not None else Path("runs") / f"sweep-{config.stem}"
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # one line per message, whatever the terminal width
 
     def progress(o: Any) -> None:
         if quiet:
             return
         m = o.metrics()
-        what = (f"accuracy {m['final_accuracy']:.4f}" if m["final_accuracy"] is not None else "no accuracy") if o.ok else f"FAILED: {o.error}"
-        err.print(f"{o.trial.name}: {o.status}, {what}", markup=False, highlight=False)
+        if o.ok:
+            what = f"{o.summary['status']}, accuracy " + (f"{m['final_accuracy']:.4f}" if m["final_accuracy"] is not None else "-")
+        else:
+            what = f"{'DIVERGED' if o.diverged else 'FAILED'}: {o.error}"
+        err.print(f"{o.trial.name}: {what}" + (" (done before; skipped)" if o.status == "skipped" else ""), markup=False, highlight=False)
 
     result = run_sweep(base, spec, out=out, backend=backend, parallel=parallel, address=address, resume=resume,
                        progress=progress, source=source)
@@ -118,6 +121,9 @@ def sweep(
             table.add_row(*(_show(r["point"][k]) for k in result.keys), f"{len(r['seeds'])}/{r['trials']}",
                           *(_fmt(r[m], m) for m in metrics))
         Console().print(table)
+    if result.diverged:
+        err.print(f"{len(result.diverged)} of {len(result.outcomes)} trials diverged (left out of the table): "
+                  + ", ".join(o.trial.name for o in result.diverged), markup=False, highlight=False)
     if result.failed:
         names = ", ".join(o.trial.name for o in result.failed)
         err.print(f"{len(result.failed)} of {len(result.outcomes)} trials failed: {names} (see error.txt in each folder, "

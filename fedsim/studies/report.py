@@ -156,7 +156,7 @@ def sweep_page(sweep_dir: str | Path) -> str:
         parts += ["<h2>Trials</h2>", _table(rows[0], [[_number(v) for v in row] for row in rows[1:]])]
     failed = [o for o in outcomes if not o.ok]
     if failed:
-        parts += ["<h2>Failed trials</h2>",
+        parts += ["<h2>Failed or diverged trials</h2>",
                   "<ul>" + "".join(f'<li class="failed">{html.escape(o.trial.name)}: {html.escape(o.error or "")}</li>' for o in failed) + "</ul>"]
     first = next((o for o in outcomes if (o.dir / "config.yaml").exists()), None)
     if first is not None:

@@ -58,7 +58,8 @@ __all__ = [
 ]
 
 BACKENDS = ("auto", "tune", "pool", "inline")
-DONE = ("completed", "stopped")
+DONE = ("completed", "stopped")  # trials whose numbers count
+FINISHED = (*DONE, "diverged")  # trials a resume does not rerun (a diverged run diverges again)
 # Final metrics of a trial, from its summary (and the last metrics row where noted).
 METRICS = ("final_accuracy", "best_accuracy", "final_test_loss", "epsilon", "rounds", "bytes_up", "bytes_down",
            "final_consensus_distance", "final_node_accuracy_mean", "wall_s")
@@ -85,21 +86,26 @@ class TrialOutcome:
 
     trial: Trial
     dir: Path
-    status: str  # completed | stopped | failed | skipped (completed earlier; resume)
+    status: str  # completed | stopped | diverged | failed | skipped (finished earlier; resume)
     attempts: int
     summary: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.status in (*DONE, "skipped")
+        """A trial whose numbers enter the table (completed or stopped, now or before a resume)."""
+        return self.summary.get("status") in DONE and self.status != "failed"
+
+    @property
+    def diverged(self) -> bool:
+        return self.summary.get("status") == "diverged"
 
     def history(self) -> list[dict[str, Any]]:
         return read_metrics(self.dir) if (self.dir / "metrics.jsonl").exists() else []
 
     def metrics(self) -> dict[str, Any]:
         """The trial's final metrics (None where the run has none, e.g. epsilon without privacy)."""
-        s, history = self.summary, self.history() if self.ok else []
+        s, history = self.summary, self.history() if self.summary else []
         last = history[-1] if history else {}
         evaluated = [r for r in history if r.get("test_loss") is not None]
         return {
@@ -129,7 +135,11 @@ class SweepResult:
 
     @property
     def failed(self) -> list[TrialOutcome]:
-        return [o for o in self.outcomes if not o.ok]
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def diverged(self) -> list[TrialOutcome]:
+        return [o for o in self.outcomes if o.diverged]
 
 
 # --------------------------------------------------------------------------- grid
@@ -163,7 +173,7 @@ def _show(value: Any) -> str:
 
 def _trial_name(index: int, point: Mapping[str, Any], seed: int) -> str:
     label = point_label(point).replace(", ", "_")
-    label = re.sub(r"[^A-Za-z0-9.=_-]+", "-", label)[:80] if point else "base"
+    label = re.sub(r"[^A-Za-z0-9.=_+-]+", "-", label)[:80] if point else "base"
     return f"{index:03d}-{label}_seed{seed}"
 
 
@@ -251,7 +261,7 @@ def _done(path: Path) -> dict[str, Any] | None:
         summary = json.loads((path / "summary.json").read_text())
     except (OSError, ValueError):
         return None
-    return summary if summary.get("status") in DONE else None
+    return summary if summary.get("status") in FINISHED else None
 
 
 def run_trial(job: Mapping[str, Any]) -> dict[str, Any]:
@@ -492,7 +502,7 @@ def _csv_rows(outcomes: Sequence[TrialOutcome], keys: Sequence[str]) -> tuple[li
     for o in outcomes:
         m = o.metrics()
         rows.append([o.trial.name, *(_show(o.trial.point[k]) for k in keys), o.trial.seed,
-                     "completed" if o.status == "skipped" else o.status, o.attempts,
+                     o.summary.get("status", o.status), o.attempts,
                      *("" if m[k] is None else m[k] for k in metrics), f"trials/{o.trial.name}", o.error or ""])
     return header, rows
 
@@ -550,7 +560,11 @@ def _outcome(trial: Trial, out: Path, skipped: bool) -> TrialOutcome:
     text = errors.read_text() if errors.exists() else ""
     failures = text.count("--- attempt")
     if summary is not None:
-        return TrialOutcome(trial, path, "skipped" if skipped else summary["status"], failures + 1, summary)
+        error = None
+        if summary["status"] == "diverged":
+            d = summary.get("divergence") or {}
+            error = f"diverged: non-finite {d.get('quantity', 'value')} in round {d.get('round', '?')}"
+        return TrialOutcome(trial, path, "skipped" if skipped else summary["status"], failures + 1, summary, error)
     last = text.rsplit("--- attempt", 1)[-1].split("\n", 1)[0].split(": ", 1)[-1] if text else "did not finish (no summary.json)"
     return TrialOutcome(trial, path, "failed", failures, {}, last.strip())
 

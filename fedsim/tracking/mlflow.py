@@ -74,5 +74,5 @@ class MlflowTracker:
 
     def finish(self, summary: dict[str, Any]) -> None:
         self.client.log_artifacts(self.run_id, str(self.run_dir))
-        status = {"completed": "FINISHED", "stopped": "FINISHED", "interrupted": "KILLED"}.get(summary.get("status", ""), "FAILED")
+        status = {"completed": "FINISHED", "stopped": "FINISHED", "interrupted": "KILLED", "diverged": "FAILED"}.get(summary.get("status", ""), "FAILED")
         self.client.set_terminated(self.run_id, status)

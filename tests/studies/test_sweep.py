@@ -187,3 +187,16 @@ def test_yaml_sweep_section_with_zip_and_run_ignores_it(tmp_path, cli):
     assert (done["algorithm"]["lr"], done["algorithm"]["local_steps"], done["seed"], done["sweep"]) == (0.1, 3, 3, None)
     code, _, err = cli("run", str(base), "--out", str(tmp_path / "one"), "-q")  # fedsim run ignores sweep:
     assert code == 0, err
+
+
+def test_diverged_trial_is_reported_left_out_of_the_table_and_not_rerun(tmp_path, cli):
+    base = write(tmp_path, tiny(tmp_path))
+    args = ["sweep", str(base), "--grid", "algorithm.lr=0.05,1.0e+39", "--seeds", "0,1", "--out", str(tmp_path / "sw"), "--backend", "inline"]
+    code, _, err = cli(*args)
+    assert code == 0 and "2 of 4 trials diverged (left out of the table): 002-lr=1e+39_seed0, 003-lr=1e+39_seed1" in err, err
+    rows = csv_rows(tmp_path / "sw")
+    assert [r["status"] for r in rows] == ["completed", "completed", "diverged", "diverged"] and "train_loss in round 1" in rows[2]["error"]
+    table = json.loads((tmp_path / "sw" / "sweep.json").read_text())["table"]
+    assert [r["final_accuracy"]["n"] for r in table] == [2, 0] and "| 1e+39 | 0/2 | - |" in (tmp_path / "sw" / "table.md").read_text()
+    code, _, err = cli(*args, "--resume")
+    assert code == 0 and err.count("(done before; skipped)") == 4

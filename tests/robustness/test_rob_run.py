@@ -98,3 +98,23 @@ def test_robustness_eval_command_reproduces_the_summary_and_refuses_bad_input(tm
     assert code == 2 and "l3" in err
     code, _, err = cli("robustness", "eval", str(tmp_path / "nowhere"))
     assert code == 2 and "not found" in err
+
+
+def test_robust_run_on_ray_equals_vectorized(tmp_path):
+    pytest.importorskip("ray")
+    import os
+
+    cfg = byzantine_config(tmp_path, "krum", attack="alie")
+    cfg["algorithm"].update(rounds=2, local_steps=3)
+    cfg["robustness"]["training"] = {"kind": "adversarial", "attack": "pgd", "eps": 0.1, "steps": 2, "random_start": True}
+    vector = run(cfg, out=tmp_path / "v")
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), old) if p)  # Ray workers import this checkout
+    try:
+        distributed = run(cfg, overrides=["runtime.kind=ray", "runtime.num_actors=2", "runtime.device=cpu"], out=tmp_path / "r")
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH")
+        else:
+            os.environ["PYTHONPATH"] = old
+    assert_rows_close(read_metrics(vector.run_dir), read_metrics(distributed.run_dir))

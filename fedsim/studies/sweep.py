@@ -313,8 +313,15 @@ def run_trial(job: Mapping[str, Any]) -> dict[str, Any]:
 
 def _job(trial: Trial, out: Path, threads: int, tracking_experiment: str) -> dict[str, Any]:
     env = {}
-    if os.environ.get("FEDSIM_DATA"):  # a relative path breaks where the worker's directory differs
+    # Paths resolved here, in the sweep's directory: a Tune worker runs in a directory of its own.
+    if os.environ.get("FEDSIM_DATA"):
         env["FEDSIM_DATA"] = str(Path(os.environ["FEDSIM_DATA"]).resolve())
+    if "mlflow" in trial.config["output"].get("trackers", []):
+        from fedsim.tracking.mlflow import tracking_uri
+
+        env["MLFLOW_TRACKING_URI"] = tracking_uri()
+        if env["MLFLOW_TRACKING_URI"].startswith("file:"):
+            env["MLFLOW_ALLOW_FILE_STORE"] = "true"
     return {
         "name": trial.name, "dir": str((out / "trials" / trial.name).resolve()), "config": trial.config,
         "point": trial.point, "seed": trial.seed, "threads": threads, "env": env,
@@ -679,6 +686,11 @@ def run_sweep(
     elif out.exists() and any(out.iterdir()):
         raise FedsimError(f"sweep: {out} is not empty; choose another --out or add --resume")
     backend = _resolve_backend(backend, address)
+    if backend != "tune" and spec.resources.gpus > 0:
+        raise FedsimError(f"sweep.resources.gpus: GPU shares are reserved by Ray Tune only, not the {backend} backend "
+                          "(trials still use runtime.device)")
+    if backend == "inline" and (parallel or spec.parallel or 1) > 1:
+        raise FedsimError("sweep: --parallel needs the pool or tune backend (inline runs one trial at a time)")
     cfgs = [validate_config(t.config) for t in trials]
     from fedsim.tracking import check_trackers
 

@@ -65,6 +65,8 @@ def test_expand_product_zip_and_seeds(tmp_path):
     (["--zip", "algorithm.lr=0.1,0.2;algorithm.rounds=1"], "sweep.zip: keys of one group need lists of one length"),
     (["--grid", "seed=1,2"], "sweep: key seed cannot be swept"),
     (["--grid", "algorithm.lr=0.1", "--seeds", "0,0"], "sweep.seeds: give distinct seeds"),
+    (["--grid", "algorithm.lr=0.1", "--gpus", "0.5"], "sweep.resources.gpus: GPU shares are reserved by Ray Tune only"),
+    (["--grid", "algorithm.lr=0.1", "--parallel", "2"], "sweep: --parallel needs the pool or tune backend"),
 ])
 def test_bad_grid_is_one_line_and_nothing_is_written(tmp_path, cli, args, message):
     code, out, err = cli("sweep", str(write(tmp_path, tiny(tmp_path))), *args, "--out", str(tmp_path / "sw"), "--backend", "inline")

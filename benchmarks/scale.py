@@ -8,13 +8,14 @@ rounds after the first (which pays one-time start-up); the target is a peak RSS 
 100 clients per round. The curve is seconds per round against clients per round.
 
     PYTHONPATH=. FEDSIM_DATA=../shared/data python benchmarks/scale.py \
-        [--clients-per-round 10 100 1000] [--rounds 5] [--runtime vectorized] [--out results.json]
+        [--clients-per-round 10 100 1000] [--rounds 5] [--runtime vectorized] [--checkpoint-every N] [--out results.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -28,7 +29,7 @@ NUM_CLIENTS = 10_000
 RSS_TARGET_MB = 2048
 
 
-def one_point(algorithm: str, per_round: int, rounds: int, runtime: str, model: str) -> dict[str, Any]:
+def one_point(algorithm: str, per_round: int, rounds: int, runtime: str, model: str, checkpoint_every: int = 0) -> dict[str, Any]:
     """Run one configuration in this process and measure it."""
     from fedsim.experiment import Experiment, resolve_config
     from fedsim.output import RunFolder
@@ -46,7 +47,7 @@ def one_point(algorithm: str, per_round: int, rounds: int, runtime: str, model: 
             "algorithm": algo,
             "runtime": {"kind": runtime, "device": "cpu"},
             "evaluation": {"every": rounds},
-            "output": {"dir": tmp, "plot": False},
+            "output": {"dir": tmp, "plot": False, **({"checkpoint_every": checkpoint_every} if checkpoint_every else {})},
         })
         start = time.perf_counter()
         experiment = Experiment(cfg)
@@ -67,6 +68,8 @@ def one_point(algorithm: str, per_round: int, rounds: int, runtime: str, model: 
         "setup_s": round(setup_s, 3),
         "peak_rss_mb": round(peak_mb, 1),
         "final_accuracy": result.final_accuracy,
+        "checkpoint_every": checkpoint_every or None,
+        "torch_threads": __import__("torch").get_num_threads(),
     }
 
 
@@ -77,21 +80,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runtime", default="vectorized", choices=["serial", "vectorized", "ray"])
     parser.add_argument("--model", default="logistic", choices=["logistic", "mlp", "cnn"])
+    parser.add_argument("--checkpoint-every", type=int, default=0,
+                        help="write a checkpoint every N rounds (with states on disk it streams: peak RSS stays flat)")
     parser.add_argument("--one", nargs=2, metavar=("ALGORITHM", "PER_ROUND"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one_point(args.one[0], int(args.one[1]), args.rounds, args.runtime, args.model)))
+        print(json.dumps(one_point(args.one[0], int(args.one[1]), args.rounds, args.runtime, args.model, args.checkpoint_every)))
         return
     points = []
     for algorithm in args.algorithms:
         for per_round in args.clients_per_round:
             cmd = [sys.executable, __file__, "--one", algorithm, str(per_round), "--rounds", str(args.rounds),
-                   "--runtime", args.runtime, "--model", args.model]
+                   "--runtime", args.runtime, "--model", args.model, "--checkpoint-every", str(args.checkpoint_every)]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             points.append(json.loads(out.strip().splitlines()[-1]))
             print(json.dumps(points[-1]), file=sys.stderr)
     report = {
+        "load_average_1m_at_end": os.getloadavg()[0],
         "workload": f"{NUM_CLIENTS} IID MNIST clients, {args.model}, E=1, B=32, lr=0.1, {args.runtime} runtime, {args.rounds} rounds",
         "rss_target_mb": RSS_TARGET_MB,
         "points": points,

@@ -251,14 +251,18 @@ class VectorizedRuntime(SerialRuntime):
         # always a prefix [0, k_s) of the rows: later steps compute only that prefix (views, no
         # masking), and a cohort of unequal clients costs the sum of their steps, as serially.
         order = torch.argsort(sched.steps, descending=True, stable=True)
+        # Already in order (equal clients, decentralized nodes): skip the permuting copies.
+        permuted = bool((order != torch.arange(num_clients)).any())
         steps_sorted = sched.steps[order]
         prefix = [int(k) for k in (steps_sorted[:, None] > torch.arange(num_steps)).sum(0)]  # k_s per step
-        order_dev = order.to(self.device)
-        index = sched.index[order].to(self.device)
-        weight = sched.valid[order].to(self.device, start.dtype)
+        index, valid = (sched.index[order], sched.valid[order]) if permuted else (sched.index, sched.valid)
+        index = index.to(self.device)
+        weight = valid.to(self.device, start.dtype)
         count = weight.sum(2).clamp_min(1.0)  # (C, S) real samples per minibatch
-        start = start[order_dev]
-        correction = None if correction is None else correction[order_dev]
+        if permuted:
+            order_dev = order.to(self.device)
+            start = start[order_dev]
+            correction = None if correction is None else correction[order_dev]
         x, y = self.data.x_train, self.data.y_train
         xbuf, ybuf = self._gather_buffers(num_clients * batch)
         layout = list(zip(self.model.spec.names, self.model.spec.shapes, self.model.spec.slices()))
@@ -299,5 +303,7 @@ class VectorizedRuntime(SerialRuntime):
                 grad = torch.cat([g.reshape(k, -1) for g in grads], dim=1)
                 w[:k] = sgd_step(wk, grad, start[:k], task.local, None if correction is None else correction[:k])
             loss_sum[:k] += losses.detach()
-        inverse = torch.argsort(order)
-        return w[inverse.to(self.device)].detach(), loss_sum[inverse.to(self.device)].cpu(), sched.steps
+        if not permuted:
+            return w.detach(), loss_sum.cpu(), sched.steps
+        inverse = torch.argsort(order).to(self.device)
+        return w[inverse].detach(), loss_sum[inverse].cpu(), sched.steps

@@ -141,7 +141,7 @@ def run(
     if divergence:
         err_console.print(
             f"diverged: {divergence['quantity']} is not finite after round {divergence['round']}; {divergence['hint']} "
-            f"(completed rounds are in {result.run_dir / 'metrics.jsonl'})",
+            f"(rounds so far are in {result.run_dir / 'metrics.jsonl'})",
             markup=False, highlight=False, soft_wrap=True,
         )
         raise typer.Exit(EXIT_DIVERGED)

@@ -57,12 +57,12 @@ def _preflight(cfg: Any, supernodes: int, out: Optional[str], tls: bool, superli
         raise FedsimError(f"flower.min_nodes={cfg.flower.min_nodes} exceeds --supernodes={supernodes}")
     if supernodes > cfg.data.num_clients:
         raise FedsimError(f"--supernodes={supernodes} exceeds data.num_clients={cfg.data.num_clients}: some SuperNodes would host no client")
+    RunFolder.target(out if out is not None else cfg.output.dir, "--out" if out is not None else "output.dir")
     if importlib.util.find_spec("flwr") is None:
         raise FedsimError("flwr is not installed: fedsim flower needs it (pip install 'fedsim[flower]')")
     cluster.flower_bin_dir()  # the flower-superlink script, next to this interpreter or on PATH
     if port is not None and superlink is None:
         require_free_port(port, what="--port")
-    RunFolder.target(out if out is not None else cfg.output.dir, "--out" if out is not None else "output.dir")
 
 
 @app.command()

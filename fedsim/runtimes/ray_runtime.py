@@ -14,7 +14,10 @@ Ray is imported lazily: fedsim runs without it unless ``runtime.kind: ray`` is c
 
 from __future__ import annotations
 
+import logging
 import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -130,16 +133,23 @@ class RayRuntime(Runtime):
         super().__init__(model, data, seed=seed)
         self._ray = ray
         self._owns_ray = not ray.is_initialized()
+        self._reaper: subprocess.Popen[bytes] | None = None
         if self._owns_ray:
             # address None means this machine's own new instance ("local"): plain ray.init() would
             # attach to whatever other Ray instance runs here (another user's, with no free CPUs).
             init_args: dict[str, Any] = {"address": address or "local", "logging_level": "warning", "log_to_driver": False}
             if address is None:
                 init_args["include_dashboard"] = False
+            token_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+            token_log.addFilter(_quiet_token_notice)
             try:
                 ray.init(**init_args)
             except ConnectionError as exc:
                 raise FedsimError(f"runtime.address: cannot reach a Ray cluster at '{address}' ({exc})") from exc
+            finally:
+                token_log.removeFilter(_quiet_token_notice)
+            if address is None:
+                self._reaper = _start_reaper(ray)
         resources = ray.cluster_resources()
         cpus = int(resources.get("CPU", 1))
         self.num_actors = num_actors or max(1, cpus)
@@ -236,3 +246,96 @@ class RayRuntime(Runtime):
         self.actors = []
         if self._owns_ray:
             self._ray.shutdown()
+        if self._reaper is not None:  # shut down cleanly: the reaper leaves without killing anything
+            try:
+                self._reaper.communicate(b"done\n", timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self._reaper.kill()
+            self._reaper = None
+
+
+# --------------------------------------------------------------------------- a local Ray start that leaves nothing behind
+
+
+def _quiet_token_notice(record: logging.LogRecord) -> bool:
+    """Drop Ray's notice that a new local cluster uses token authentication (it does; nothing to act on)."""
+    return "Token authentication is enabled for this Ray cluster" not in record.getMessage()
+
+
+# Runs in its own interpreter and waits for its stdin to close, adding every 2 s the processes the
+# Ray head processes started (the raylet starts its agents and workers after ray.init returns).
+# "done" first means a clean shutdown; end-of-file without it means the driver died (SIGKILL,
+# OOM), and every recorded process -- Ray's head processes and the raylet's agents, which
+# otherwise poll for their dead parent for half a minute or more -- still alive with its recorded
+# start time (not a reused pid) is killed.
+_REAPER = """
+import os, select, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+def stats():
+    out = {}
+    for entry in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % entry) as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            out[int(entry)] = (int(fields[1]), int(fields[19]))
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+known = dict(tuple(int(v) for v in item.split(":")) for item in sys.argv[1:])
+received = b""
+while True:
+    if select.select([0], [], [], 2.0)[0]:
+        chunk = os.read(0, 64)
+        if not chunk:
+            break
+        received += chunk
+        if received.startswith(b"done"):
+            sys.exit(0)
+        continue
+    for pid, (ppid, start) in stats().items():
+        if ppid in known and pid not in known:
+            known[pid] = start
+now = stats()
+for pid, start in known.items():
+    if now.get(pid, (0, None))[1] == start:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+"""
+
+
+def _proc_stats() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, start time in clock ticks) of every process (Linux /proc)."""
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            stats[int(entry)] = (int(fields[1]), int(fields[19]))
+        except (OSError, ValueError, IndexError):
+            continue
+    return stats
+
+
+def _start_reaper(ray: Any) -> subprocess.Popen[bytes] | None:
+    """Start a watcher that kills this driver's local Ray processes if the driver dies without shutting Ray down."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        node = ray._private.worker._global_node  # private, hence the broad guard: no reaper rather than no run
+        heads = {info.process.pid for infos in node.all_processes.values() for info in infos if info.process is not None}
+    except Exception:  # noqa: BLE001
+        return None
+    stats = _proc_stats()
+    targets = [f"{pid}:{stats[pid][1]}" for pid in sorted(heads) if pid in stats]
+    try:
+        return subprocess.Popen([sys.executable, "-c", _REAPER, *targets], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        return None

@@ -74,7 +74,7 @@ CASES: list[tuple[str, Case, list[str], bool]] = [
     ("no command", lambda t, m: [], ["missing command", "run"], True),
     ("no subcommand", lambda t, m: ["topology"], ["missing command", "show"], True),
     ("missing option", lambda t, m: ["topology", "show", "ring"], ["--nodes"], True),
-    ("bad option value", lambda t, m: ["topology", "show", "ring", "--nodes", "many"], ["many"], True),
+    ("bad option value", lambda t, m: ["topology", "show", "ring", "--nodes", "many"], ["--nodes"], True),
     # the config file
     ("missing config", lambda t, m: ["run", str(t / "nope.yaml")], ["nope.yaml", "no such file"], False),
     ("folder as config", lambda t, m: ["run", str(t)], ["is a folder"], False),

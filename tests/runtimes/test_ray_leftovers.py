@@ -14,6 +14,7 @@ from fedsim.runtimes.ray_runtime import _proc_stats
 from tests.conftest import PYTHON, REPO, small_config, subprocess_env
 
 pytest.importorskip("ray")
+pytestmark = pytest.mark.slow  # starts Ray: a minute or more on two loaded cores
 
 
 def descendants(root: int) -> dict[int, int]:

@@ -70,7 +70,7 @@ def sweep(
 
     from fedsim.config.loading import apply_overrides
     from fedsim.config.sweep import SweepConfig
-    from fedsim.studies.sweep import load_base, run_sweep, table_columns, _fmt, _show
+    from fedsim.studies.sweep import _fmt, _show, load_base, run_sweep, short_keys, table_columns
 
     base, source = load_base(config)
     base = apply_overrides(base, set_)
@@ -115,7 +115,7 @@ def sweep(
     if not quiet:
         table = Table(title=f"fedsim sweep: {len(result.outcomes)} trials, {result.backend}, {result.wall_s:.1f} s ({out})")
         metrics = table_columns(result.table)
-        for column in [*result.keys, "seeds", *metrics]:
+        for column in [*short_keys(result.keys), "seeds", *metrics]:
             table.add_column(column)
         for r in result.table:
             table.add_row(*(_show(r["point"][k]) for k in result.keys), f"{len(r['seeds'])}/{r['trials']}",

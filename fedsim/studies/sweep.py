@@ -160,10 +160,15 @@ def expand(grid: Mapping[str, Sequence[Any]], zips: Sequence[Mapping[str, Sequen
     return [dict(item for part in combo for item in part.items()) for combo in itertools.product(*factors)]
 
 
+def short_keys(keys: Sequence[str]) -> list[str]:
+    """The last part of each dotted key (the whole key where two would collide): column titles, labels."""
+    short = [k.rsplit(".", 1)[-1] for k in keys]
+    return [s if short.count(s) == 1 else k for s, k in zip(short, keys)]
+
+
 def point_label(point: Mapping[str, Any]) -> str:
-    """``lr=0.05, alpha=0.1``: the last part of each key (the whole key where two would collide)."""
-    short = [k.rsplit(".", 1)[-1] for k in point]
-    names = [s if short.count(s) == 1 else k for s, k in zip(short, point)]
+    """``lr=0.05, alpha=0.1``: a grid point with :func:`short_keys`."""
+    names = short_keys(list(point))
     return ", ".join(f"{n}={_show(v)}" for n, v in zip(names, point.values())) or "(base config)"
 
 

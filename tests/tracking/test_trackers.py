@@ -69,3 +69,18 @@ def test_missing_tracker_package_is_one_line_naming_the_extra(tmp_path, cli, mon
     code, _, err = cli("run", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run"), "-q")
     assert code == 2 and f"output.trackers: {tracker} needs the {tracker} package" in err and ".[tracking]" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_python_api_attaches_trackers_and_the_bare_runner_refuses_to_drop_them(tmp_path):
+    pytest.importorskip("tensorboard")
+    import fedsim
+    from fedsim.errors import FedsimError
+    from fedsim.experiment import run as bare_run
+
+    cfg = small_config(tmp_path)
+    cfg["output"]["trackers"] = ["tensorboard"]
+    result = fedsim.run(cfg, out=tmp_path / "api")
+    assert any((result.run_dir / "tensorboard").iterdir())
+    with pytest.raises(FedsimError, match="output.trackers: tensorboard are built by fedsim.run"):
+        bare_run(cfg, out=tmp_path / "bare")
+    assert not (tmp_path / "bare").exists()

@@ -111,15 +111,19 @@ def aggregate(part: str, rows: list[dict]) -> dict[str, dict]:
     return results
 
 
-def table(part: str, results: dict[str, dict], grid: dict) -> str:
+def table(part: str, results: dict[str, dict], grid: dict, missing_ok: bool = False) -> str:
     head = "| sigma | " + " | ".join(f"eps = {e}: fedsim / slides" for e in grid["epsilons"]) + " |"
     lines = [head, "|---" * (len(grid["epsilons"]) + 1) + "|"]
     for sigma in grid["sigmas"]:
         cells = []
         for eps in grid["epsilons"]:
-            r = results[f"{sigma},{eps}"]
             s_mean, s_std = SLIDES[part][sigma][eps]
-            cells.append(f"{r['mean']:.2f} ± {r['std']:.2f} / {s_mean:.2f} ± {s_std}")
+            if missing_ok and f"{sigma},{eps}" not in results:
+                cells.append(f"not run / {s_mean:.2f} ± {s_std}")
+                continue
+            r = results[f"{sigma},{eps}"]
+            ours = f"{r['mean']:.2f} ± {r['std']:.2f}" if len(r["accuracies"]) > 1 else f"{r['mean']:.2f} (1 seed)"
+            cells.append(f"{ours} / {s_mean:.2f} ± {s_std}")
         lines.append(f"| {sigma} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -128,10 +132,11 @@ def beats_beyond_one_std(results: dict[str, dict], grid: dict) -> list[str]:
     """Cells (sigma, eps) whose mean - std exceeds sigma = 0's mean + std at the same eps."""
     out = []
     for e in grid["epsilons"]:
-        base = results[f"0,{e}"]
+        base = results.get(f"0,{e}")
         for s in grid["sigmas"]:
-            r = results[f"{s},{e}"]
-            if s and r["mean"] - r["std"] > base["mean"] + base["std"]:
+            r = results.get(f"{s},{e}")
+            one_seed = not base or not r or min(len(base["accuracies"]), len(r["accuracies"])) < 2  # no std
+            if s and not one_seed and r["mean"] - r["std"] > base["mean"] + base["std"]:
                 out.append(f"sigma={s}, eps={e}")
     return out
 
@@ -146,7 +151,26 @@ def main() -> None:
     parser.add_argument("--epsilons", type=float, nargs="+", help="override the mode's epsilons")
     parser.add_argument("--results", type=Path, help="also write one JSON with the run conditions here")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra config override")
+    parser.add_argument("--aggregate", type=Path, nargs="+",
+                        help="build the table from <part>_runs.jsonl logs of earlier (possibly stopped) runs only")
     args = parser.parse_args()
+    if args.aggregate:
+        part = "fedls" if args.part == "fedls" else "lssgd"
+        rows = [json.loads(line) for path in args.aggregate for line in path.read_text().splitlines() if line.strip()]
+        results = aggregate(part, rows)
+        grid = {"sigmas": sorted({r["sigma"] for r in rows}), "epsilons": sorted({r["epsilon"] for r in rows}),
+                "seeds": sorted({r["seed"] for r in rows})}
+        missing = [f"sigma={s}, eps={e}" for e in grid["epsilons"] for s in grid["sigmas"] if f"{s},{e}" not in results]
+        md = table(part, results, grid, missing_ok=True)
+        clear = beats_beyond_one_std(results, grid)
+        print(md)
+        print(f"runs: {len(rows)}; cells missing: {', '.join(missing) or 'none'}; beyond one std: {', '.join(clear) or 'none'}")
+        if args.results:
+            args.results.parent.mkdir(parents=True, exist_ok=True)
+            args.results.write_text(json.dumps({"part": part, "aggregated_from": [str(p) for p in args.aggregate],
+                                                "runs": rows, "cells": results, "table": md, "missing_cells": missing,
+                                                "beats_sigma0_beyond_one_std": clear}, indent=2))
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     for part in (["fedls", "lssgd"] if args.part == "both" else [args.part]):
         grid = dict(MODES[part][args.mode], **({"seeds": args.seeds} if args.seeds else {}))

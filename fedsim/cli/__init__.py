@@ -10,6 +10,7 @@ whichever click typer runs on.
 
 from __future__ import annotations
 
+import errno
 import sys
 from typing import Any
 
@@ -22,6 +23,10 @@ __all__ = ["app", "main"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+# A file-system error on a named path that a command did not check first is still the user's
+# path (a folder that cannot exist, a read-only place): one line naming it, not a traceback.
+_PATH_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EROFS,
+                errno.ENAMETOOLONG, errno.ENOSPC, errno.EDQUOT}
 
 
 def _base(name: str) -> type[Exception]:
@@ -55,6 +60,11 @@ def main(argv: list[str] | None = None) -> None:
         result = app(args=argv, prog_name="fedsim", standalone_mode=False)
     except FedsimError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except OSError as exc:
+        if exc.filename is None or exc.errno not in _PATH_ERRNOS:
+            raise
+        print(f"error: {exc.filename}: {exc.strerror}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     except (KeyboardInterrupt, *_ABORTS, *_EXITS) as exc:
         # typer turns a KeyboardInterrupt (so also Terminated) into Exit(130), click into Abort;

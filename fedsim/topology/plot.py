@@ -6,6 +6,8 @@ from pathlib import Path
 
 import networkx as nx
 
+from fedsim.errors import FedsimError
+
 __all__ = ["plot_graph"]
 
 
@@ -21,8 +23,15 @@ def plot_graph(graph: nx.Graph, path: str | Path, title: str = "") -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.backend_bases import FigureCanvasBase
 
     path = Path(path)
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    if path.suffix.lower().lstrip(".") not in formats:  # checked before drawing anything
+        raise FedsimError(f"--plot {path}: unknown image type {path.suffix or '(no extension)'} (allowed: {', '.join('.' + f for f in formats)})")
+    existing = next((p for p in path.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise FedsimError(f"--plot {path}: {existing} is a file, so nothing can be created below it")
     degrees = dict(graph.out_degree() if graph.is_directed() else graph.degree())
     fig, ax = plt.subplots(figsize=(6, 6))
     pos = nx.circular_layout(sorted(graph.nodes()))
@@ -38,7 +47,11 @@ def plot_graph(graph: nx.Graph, path: str | Path, title: str = "") -> Path:
     ax.set_title(title + degree_note)
     ax.set_aspect("equal")
     ax.set_axis_off()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+    except OSError as exc:
+        raise FedsimError(f"--plot {path}: cannot write it ({exc.strerror or exc})") from None
+    finally:
+        plt.close(fig)
     return path

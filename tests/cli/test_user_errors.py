@@ -116,6 +116,14 @@ CASES: list[tuple[str, Case, list[str], bool]] = [
     ("plot -o unknown type", lambda t, m: ["plot", str(t), "-o", str(t / "curves.xyz")], [".xyz", "png"], False),
     ("plot -o no extension", lambda t, m: ["plot", str(t), "-o", str(t / "curves")], ["no extension"], False),
     ("plot no run folder", lambda t, m: ["plot", str(t / "nope"), "-o", str(t / "c.png")], ["no such run folder"], False),
+    # fedsim topology show --plot
+    ("topology --plot under /proc", lambda t, m: ["topology", "show", "ring", "-n", "8", "--plot", "/proc/ring.png"], ["--plot", "cannot write"], False),
+    ("topology --plot below a file", lambda t, m: ["topology", "show", "ring", "-n", "8", "--plot", str(existing_file(t) / "r.png")],
+     ["--plot", "is a file"], False),
+    ("topology --plot unknown type", lambda t, m: ["topology", "show", "ring", "-n", "8", "--plot", str(t / "ring.xyz")], [".xyz"], False),
+    # a path a command did not check itself: the entry point's file-system fallback
+    ("sweep --out under /proc", lambda t, m: ["sweep", str(config_file(t)), "--grid", "algorithm.lr=0.1", "--out", "/proc/sweep"],
+     ["/proc/sweep"], False),
     # --resume
     ("resume missing folder", lambda t, m: ["run", "--resume", str(t / "nope")], ["no such run folder"], False),
     ("resume not a run folder", lambda t, m: ["run", "--resume", str(t)], ["not a run folder"], False),

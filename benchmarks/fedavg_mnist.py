@@ -261,6 +261,7 @@ def bench_model(model: str, repeats: int, flower: bool) -> dict[str, Any]:
     out["ratio_vectorized_over_serial_speed"] = round(out["fedsim_serial"]["wall_s"] / out["fedsim_vectorized"]["wall_s"], 2)
     if "bound_gather_bmm" in out:
         out["ratio_vectorized_over_bound"] = round(out["fedsim_vectorized"]["wall_s"] / out["bound_gather_bmm"]["wall_s"], 2)
+        out["cpu_ratio_vectorized_over_bound"] = round(out["fedsim_vectorized"]["process_cpu_s"] / out["bound_gather_bmm"]["process_cpu_s"], 2)
         out["ratio_ray_over_vectorized"] = round(out["fedsim_ray"]["wall_s"] / out["fedsim_vectorized"]["wall_s"], 2)
     # CPU seconds are less sensitive than wall time to other load on a shared machine (in-process contenders only).
     out["cpu_ratio_hand_loop_over_vectorized"] = round(out["hand_loop"]["process_cpu_s"] / out["fedsim_vectorized"]["process_cpu_s"], 2)

@@ -122,7 +122,7 @@ class ClientStateStore:
         self.close()
         self._snapshots = max(self._snapshots, int(snap["number"]))
         for name, (shape, dtype) in snap["entries"].items():
-            path = self.directory / f"{name}.bin"  # type: ignore[operator]
+            path = self.directory / f"{name}.bin"
             shutil.copyfile(folder / f"{name}.bin", path)
             self._files[name] = (os.open(path, os.O_RDWR), torch.Size(shape), getattr(torch, dtype))
         self._keys = {int(c): tuple(names) for c, names in snap["keys"].items()}

@@ -68,11 +68,11 @@ def cohort_schedule(task: ClientTask, data: FederatedData, cohort: Sequence[int]
     generators = torch_generators(seed, "batches", rnd, np.asarray(list(cohort), dtype=np.int64))
     perms: list[torch.Tensor] = []
     epochs, steps = [], []
-    for n, gen in zip(sizes, generators):
-        e, s = schedule_shape(n, local)
-        perms.extend(torch.randperm(n, generator=gen) for _ in range(e))
-        epochs.append(e)
-        steps.append(s)
+    for size, gen in zip(sizes, generators):
+        drawn, taken = schedule_shape(size, local)
+        perms.extend(torch.randperm(size, generator=gen) for _ in range(drawn))
+        epochs.append(drawn)
+        steps.append(taken)
     num_steps = max(steps, default=0)
     if num_steps == 0:
         empty = torch.zeros((len(cohort), 0, batch), dtype=torch.long)

@@ -223,6 +223,7 @@ class Experiment:
                     from fedsim.plotting import plot_curves  # matplotlib only when a plot is drawn, not before round 1
 
                     plot_curves(history, folder.path / "curves.png", title=_plot_title(cfg))
+                    (folder.path / "curves.png").chmod(FILE_MODE)
                 for tracker in trackers:
                     tracker.finish(summary)
             finally:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -36,7 +38,11 @@ def test_diverging_run(tmp_path, cli):
     cfg["output"].update(plot=True, checkpoint_every=1)
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    code, _, err = cli("run", str(path), "--quiet")
+    old_umask = os.umask(0o077)  # a private umask: run files still all get 0644
+    try:
+        code, _, err = cli("run", str(path), "--quiet")
+    finally:
+        os.umask(old_umask)
     assert code == 3, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
@@ -57,6 +63,8 @@ def test_diverging_run(tmp_path, cli):
         assert last["train_loss"] is None
     assert all(v is None or not isinstance(v, float) or math.isfinite(v) for r in rows for v in r.values())
     assert (tmp_path / "run" / "curves.png").is_file()
+    modes = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in (tmp_path / "run").iterdir()}
+    assert set(modes.values()) == {"0o644"}, modes
 
 
 def test_finite_run_is_still_completed(tmp_path, cli):

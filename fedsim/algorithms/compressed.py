@@ -8,7 +8,6 @@ each link really carried next to what uncompressed float32 messages would have c
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,10 +25,12 @@ __all__ = ["Compressed"]
 
 
 class _BroadcastRuntime(Runtime):
-    """Hands the cohort the downlink's model copy instead of the server's parameters."""
+    """Hands the cohort the downlink's model copy instead of the server's parameters.
 
-    def __init__(self, inner: Runtime, downlink: Downlink) -> None:
-        super().__init__(inner.model, inner.data, seed=inner.seed)
+    Only ``run_cohort`` passes through: the wrapped runtime stays opaque (no model or data here).
+    """
+
+    def __init__(self, inner: Runtime, downlink: Downlink) -> None:  # Runtime.__init__ skipped on purpose
         self.inner = inner
         self.downlink = downlink
         self.bits_down = 0
@@ -73,7 +74,7 @@ class Compressed(Algorithm):
                 f"parallel SGD), not {type(inner).__name__}; decentralized CHOCO-SGD takes algorithm.compressor"
             )
         if uplink is not None:
-            inner.task = dataclasses.replace(inner.task, transforms=(*inner.task.transforms, UplinkCompression(uplink)))
+            inner.task = inner.task.with_transform(UplinkCompression(uplink))
         self.inner = inner
         self.uplink = uplink
         self.downlink = Downlink(downlink, seed) if downlink is not None else None

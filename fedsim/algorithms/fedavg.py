@@ -5,7 +5,6 @@ McMahan, Moore, Ramage, Hampson and Aguera y Arcas, AISTATS 2017, https://arxiv.
 
 from __future__ import annotations
 
-import dataclasses
 import torch
 
 from fedsim.algorithms.aggregation import AggregationRule, aggregation_weights, weighted_mean
@@ -146,7 +145,7 @@ class FedAvg(Algorithm):
         factor = self.client_lr_schedule.factor(rnd)
         if factor == 1.0:
             return self.task
-        return dataclasses.replace(self.task, local=dataclasses.replace(self.task.local, lr=self.task.local.lr * factor))
+        return self.task.with_local(lr=self.task.local.lr * factor)
 
     def broadcast(self, state: ServerState) -> dict[str, torch.Tensor]:
         """Server tensors sent to every client besides ``w`` (SCAFFOLD's control variate)."""

@@ -5,7 +5,6 @@ Li, Sahu, Zaheer, Sanjabi, Talwalkar and Smith, MLSys 2020, https://arxiv.org/ab
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from fedsim.algorithms.fedavg import FedAvg
@@ -33,4 +32,4 @@ class FedProx(FedAvg):
 
     def __init__(self, *, mu: float, task: ClientTask, **kwargs: Any) -> None:
         self.mu = mu
-        super().__init__(task=dataclasses.replace(task, local=dataclasses.replace(task.local, prox_mu=mu)), **kwargs)
+        super().__init__(task=task.with_local(prox_mu=mu), **kwargs)

@@ -78,7 +78,7 @@ def run_grouped(
     if len(groups) == 1 and next(iter(groups)) == task.local:
         return run(task, list(cohort), list(states))
     parts = [
-        run(dataclasses.replace(task, local=local), [cohort[p] for p in positions], [states[p] for p in positions])
+        run(task.with_local(local), [cohort[p] for p in positions], [states[p] for p in positions])
         for local, positions in groups.items()
     ]
     return merge_cohort_results(parts)

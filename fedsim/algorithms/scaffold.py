@@ -7,6 +7,7 @@ model aggregation weights p_i define (``weighting``: p_i = n_i / n or 1/N).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,12 +72,18 @@ class Scaffold(FedAvg):
     ----------
     task : ClientTask
         Client work; its local SGD and transforms are reused by a :class:`ScaffoldTask`.
+    client_sizes : sequence of int or None (default: None)
+        n_i of all N clients, for the global weights p_i = n_i / n; required with
+        ``weighting="samples"`` (the algorithm gets them when built, not from the runtime).
     **kwargs
         Every other :class:`~fedsim.algorithms.FedAvg` argument; ``server_lr`` is eta_g.
     """
 
-    def __init__(self, *, task: ClientTask, **kwargs: Any) -> None:
+    def __init__(self, *, task: ClientTask, client_sizes: Sequence[int] | torch.Tensor | None = None, **kwargs: Any) -> None:
         super().__init__(task=ScaffoldTask(task.local, task.transforms), **kwargs)
+        if client_sizes is None and self.weighting == "samples":
+            raise ValueError("Scaffold: weighting='samples' needs client_sizes (n_i of all N clients)")
+        self.client_sizes = torch.as_tensor(client_sizes) if client_sizes is not None else torch.ones(self.num_clients)
 
     def init(self, params: torch.Tensor) -> ServerState:
         return ServerState(params.clone(), {SERVER_CONTROL: torch.zeros_like(params)})
@@ -84,16 +91,16 @@ class Scaffold(FedAvg):
     def broadcast(self, state: ServerState) -> dict[str, torch.Tensor]:
         return {SERVER_CONTROL: state.extras[SERVER_CONTROL]}
 
-    def control_weights(self, runtime: Runtime) -> torch.Tensor:
+    def control_weights(self) -> torch.Tensor:
         """p_i over all N clients, as ``weighting`` defines the objective: n_i / n or 1/N."""
-        return aggregation_weights(runtime.data.client_sizes(), self.weighting)
+        return aggregation_weights(self.client_sizes, self.weighting)
 
     def train_cohort(self, state: ServerState, cohort: list[int], rnd: int, runtime: Runtime, *,
                      store_states: bool = True) -> CohortResult:
         c = state.extras[SERVER_CONTROL]
         before = {k: self.client_states.get(k).get(CONTROL) for k in cohort}
         result = super().train_cohort(state, cohort, rnd, runtime, store_states=store_states)
-        p = self.control_weights(runtime)
+        p = self.control_weights()
         # result.clients, not cohort: under Flower a dropped client is missing from the result.
         delta_c = sum(
             float(p[k]) * (new[CONTROL].to(c.device) - (before[k].to(c.device) if before[k] is not None else 0.0))

@@ -8,8 +8,9 @@ steps batched.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import torch
 
@@ -20,6 +21,8 @@ from fedsim.robustness.training import Objective
 from fedsim.seeding import torch_generator
 
 __all__ = ["ClientContext", "ClientResult", "ClientTask", "UpdateTransform", "train_client", "FLOAT_BITS"]
+
+_Task = TypeVar("_Task", bound="ClientTask")
 
 
 @dataclass(frozen=True)
@@ -81,9 +84,44 @@ class ClientTask:
     #: runtimes then train its clients one by one with :func:`train_client`.
     vectorizable: ClassVar[bool] = True
 
+    def with_local(self: _Task, local: LocalSGD | None = None, **changes: Any) -> _Task:
+        """This task (same class) with local SGD ``local`` (default: its own) and ``changes`` to it:
+        ``task.with_local(lr=0.01)``, ``task.with_local(prox_mu=mu)``, ``task.with_local(other)``."""
+        return dataclasses.replace(self, local=dataclasses.replace(local if local is not None else self.local, **changes))
+
+    def with_transform(self: _Task, transform: UpdateTransform) -> _Task:
+        """This task with ``transform`` applied after its own transforms (uplink compression, say)."""
+        return dataclasses.replace(self, transforms=(*self.transforms, transform))
+
+    def with_objective(self: _Task, objective: Objective | None) -> _Task:
+        """This task with a robust training objective in place of the plain minibatch loss."""
+        return dataclasses.replace(self, objective=objective)
+
     def correction(self, state: dict[str, torch.Tensor], broadcast: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """Additive gradient correction for every local step (none for plain local SGD)."""
         return None
+
+    def train(
+        self,
+        model: FunctionalModel,
+        params: torch.Tensor,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        ctx: ClientContext,
+        state: dict[str, torch.Tensor],
+        broadcast: dict[str, torch.Tensor],
+    ) -> ClientResult:
+        """The client's round from ``params`` on its ``(x, y)``: local SGD, then :meth:`finish`.
+
+        A task that is not local SGD (DP-SGD's per-example clipped gradient sum) overrides this
+        and sets ``vectorizable`` false; ``state`` is this call's own copy, updated in place.
+        """
+        local = local_sgd(
+            model, params, x, y, self.local, ctx.generator("batches"), self.correction(state, broadcast),
+            self.objective, ctx.generator("objective") if self.objective is not None else None,
+        )
+        update, bits = self.finish(local.params - params, local.steps, state, broadcast, ctx.generator("client_transform"))
+        return ClientResult(update, len(y), local.loss, bits, local.steps, state)
 
     def finish(
         self,
@@ -111,11 +149,4 @@ def train_client(
     broadcast: dict[str, torch.Tensor] | None = None,
 ) -> ClientResult:
     """One client's round: a pure function of its inputs (``state`` is returned, updated)."""
-    state = dict(state or {})
-    broadcast = broadcast or {}
-    local = local_sgd(
-        model, params, x, y, task.local, ctx.generator("batches"), task.correction(state, broadcast),
-        task.objective, ctx.generator("objective") if task.objective is not None else None,
-    )
-    update, bits = task.finish(local.params - params, local.steps, state, broadcast, ctx.generator("client_transform"))
-    return ClientResult(update, len(y), local.loss, bits, local.steps, state)
+    return task.train(model, params, x, y, ctx, dict(state or {}), broadcast or {})

@@ -173,7 +173,7 @@ class ScaffoldConfig(FedAvgConfig):
     kind: Literal["scaffold"] = "scaffold"  # type: ignore[assignment]
 
     def build(self, ctx: BuildContext) -> Algorithm:
-        return federated.Scaffold(**self.fedavg_kwargs(ctx))
+        return federated.Scaffold(client_sizes=ctx.data.client_sizes(), **self.fedavg_kwargs(ctx))
 
 
 class FedNovaConfig(FedAvgConfig):

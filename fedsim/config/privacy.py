@@ -114,6 +114,6 @@ class DPLSSGDConfig(Section):
         accountant = PrivacyAccountant(delta=delta, accountant=priv.accountant, sampling=self.sampling, unit="sample",
                                        population=n)
         return DPLSSGD(lr=self.lr, sample_rate=q, noise_multiplier=z, clip_norm=priv.clip_norm, accountant=accountant,
-                       num_samples=n, smoothing=_smoothing(self, ctx),
+                       client_sizes=ctx.data.client_sizes().tolist(), smoothing=_smoothing(self, ctx),
                        weight_decay=self.weight_decay, lr_decay=self.lr_decay, budget=priv.budget, seed=ctx.seed,
                        sampling=self.sampling)

@@ -150,8 +150,6 @@ def attach(algorithm: Any, section: RobustnessConfig | None, data: Any, seed: in
     rule keeps it as ``algorithm.task``); Byzantine clients go to the FedAvg family's
     ``byzantine`` slot. Label flipping poisons ``data.y_train`` in place, once, here.
     """
-    import dataclasses
-
     from fedsim.algorithms.fedavg import FedAvg
     from fedsim.client.task import ClientTask
     from fedsim.errors import FedsimError
@@ -167,7 +165,7 @@ def attach(algorithm: Any, section: RobustnessConfig | None, data: Any, seed: in
             raise FedsimError(f"robustness.training: needs an algorithm whose clients run local SGD (fedavg family, dp_fed_ls, "
                               f"d-psgd, choco); {name} has no such client task")
         lo, hi = data_range(data.x_train)
-        algorithm.task = dataclasses.replace(task, objective=section.training.build(hi - lo, (lo, hi)))
+        algorithm.task = task.with_objective(section.training.build(hi - lo, (lo, hi)))
     byz = section.byzantine
     if byz is not None and byz.fraction > 0:
         from fedsim.algorithms.dpsgd import DPSGD

@@ -73,7 +73,13 @@ class FederatedData:
         return torch.tensor([len(i) for i in self.client_indices])
 
     def client_data(self, client: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The client's samples, in index order: a view when they are one block of rows, else a copy."""
         idx = self.client_indices[client]
+        if len(idx) and torch.equal(idx, torch.arange(int(idx[0]), int(idx[0]) + len(idx), device=idx.device)):
+            # One contiguous block (a single IID client, say): slicing shares memory, where
+            # indexing would copy the whole client every round.
+            lo, hi = int(idx[0]), int(idx[0]) + len(idx)
+            return self.x_train[lo:hi], self.y_train[lo:hi]
         return self.x_train[idx], self.y_train[idx]
 
     def for_round(self, cohort: Sequence[int], seed: int, rnd: int) -> "FederatedData":

@@ -8,7 +8,8 @@ from fedsim.experiment import Experiment, resolve_config
 from fedsim.models.functional import FunctionalModel
 from fedsim.models.zoo import build_model
 from fedsim.privacy import compute_epsilon
-from tests.helpers import small_config
+from fedsim.seeding import torch_generator
+from tests.helpers import OpaqueRuntime, small_config
 
 PARTS = [list(range(0, 60)), list(range(60, 100))]  # 100 real MNIST examples on 2 clients
 
@@ -63,3 +64,29 @@ def test_fixed_size_lots_are_exactly_the_batch_and_accounted_without_replacement
         "uniform", "replace-one", 20, False)
     assert ledger["epsilon"] == compute_epsilon(noise_multiplier=1.2, sample_rate=0.2, steps=2, delta=1e-3,
                                                 sampling="uniform", population=100)
+
+
+@pytest.mark.parametrize("sampling", ["poisson", "uniform"])
+def test_clients_send_their_lots_clipped_gradient_sums_through_the_runtime(tmp_path, sampling):
+    """The round is client work behind ``run_cohort``: the same step through an opaque runtime,
+    and the step equals one computed here from the lot drawn as the paper says (per client with
+    probability q from its "dp_lot" stream, or round(q n) of all n from the round's stream)."""
+    exp = experiment(tmp_path, {"noise_multiplier": 0.0, "clip_norm": 0.05}, batch_size=30, sampling=sampling)
+    state, opaque = exp.algorithm.init(exp.initial_params), exp.algorithm.init(exp.initial_params)
+    metrics = exp.algorithm.round(state, 0, exp.runtime)
+    exp.algorithm.round(opaque, 0, OpaqueRuntime(exp.runtime))
+    assert torch.equal(state.params, opaque.params)
+    if sampling == "uniform":
+        chosen = torch.zeros(100, dtype=torch.bool)
+        chosen[torch.randperm(100, generator=torch_generator(0, "dp_lot", 0))[:30]] = True
+        masks = [chosen[rows] for rows in PARTS]
+    else:
+        masks = [torch.rand(len(rows), generator=torch_generator(0, "dp_lot", 0, client)) < 0.3
+                 for client, rows in enumerate(PARTS)]
+    total = torch.zeros_like(exp.initial_params)
+    for rows, members in zip(PARTS, masks):
+        x, y = exp.data.x_train[rows][members], exp.data.y_train[rows][members]
+        g = per_sample_grads(exp.model, exp.initial_params, x, y)
+        total += (g * (0.05 / torch.linalg.vector_norm(g, dim=1, keepdim=True)).clamp(max=1.0)).sum(0)
+    assert metrics.extra["lot_size"] == sum(int(m.sum()) for m in masks) and metrics.clients == 2
+    torch.testing.assert_close(state.params, exp.initial_params - 0.5 * total / 30, rtol=1e-4, atol=1e-7)

@@ -134,7 +134,7 @@ def unequal_quadratic(sizes=(2, 3, 5, 8, 13, 40), dim=5, seed=0):
 class UnweightedControlScaffold(Scaffold):
     """The pre-fix rule: c <- c + (1/N) sum_S Delta c_i whatever the weighting."""
 
-    def control_weights(self, runtime):
+    def control_weights(self):
         return torch.full((self.num_clients,), 1.0 / self.num_clients, dtype=torch.float64)
 
 
@@ -143,7 +143,8 @@ def test_sample_weighted_scaffold_converges_to_the_weighted_minimiser():
     assert (w_samples - w_uniform).norm() > 0.3  # the two objectives really differ
     task = ClientTask(LocalSGD(lr=0.1, batch_size=64, steps=10))
     for participation, rounds in ((FullParticipation(), 60), (UniformSampling(3), 150)):
-        common = dict(num_clients=6, task=task, participation=participation, weighting="samples", seed=2)
+        common = dict(num_clients=6, task=task, participation=participation, weighting="samples", seed=2,
+                      client_sizes=data.client_sizes())
         fixed = Scaffold(**common)
         state = train(fixed, data, model, rounds)
         assert (state.params - w_samples).norm() < 1e-8, participation

@@ -107,6 +107,16 @@ RUN_CASES = {
     },
     "topk_ef": {"compression": {"uplink": {"kind": "top_k", "ratio": 0.01, "feedback": "ef"}}},
     "qsgd_up_and_down": {"compression": {"uplink": {"kind": "qsgd", "levels": 15}, "downlink": {"kind": "qsgd", "levels": 255}}},
+    "dp_lssgd": {
+        "data": {"num_clients": 8},
+        "algorithm": {"kind": "dp_lssgd", "rounds": 2, "batch_size": 64, "lr": 0.5, "ls_sigma": 1.0},
+        "privacy": {"noise_multiplier": 1.0, "clip_norm": 1.0},
+    },
+    "dp_lssgd_fixed_lots": {
+        "data": {"num_clients": 8},
+        "algorithm": {"kind": "dp_lssgd", "rounds": 2, "batch_size": 64, "lr": 0.5, "sampling": "uniform"},
+        "privacy": {"noise_multiplier": 1.0, "clip_norm": 1.0},
+    },
     "dpsgd": {
         "data": {"num_clients": 8},
         "algorithm": {"kind": "dpsgd", "rounds": 2, "local_steps": 3, "batch_size": 16, "lr": 0.05},

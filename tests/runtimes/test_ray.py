@@ -44,7 +44,7 @@ def cluster():
         os.environ["PYTHONPATH"] = old
 
 
-@pytest.mark.parametrize("case", ["fedavg", "scaffold", "dpsgd"])
+@pytest.mark.parametrize("case", ["fedavg", "scaffold", "dpsgd", "dp_lssgd"])
 def test_ray_run_equals_serial_on_two_nodes(tmp_path, cluster, case):
     cfg = case_config(tmp_path, case)
     serial = run(cfg, out=tmp_path / "serial")

@@ -1,8 +1,8 @@
 """Per-client evaluation on each client's own held-out split: the egalitarian view of a model.
 
-The global test accuracy is the utilitarian view (spec section 3.2: averaging "maximizes
-utilitarian welfare"); the slides name egalitarian welfare, the worst client's loss, as the
-alternative. Each client's held-out split is a fixed random fraction of its own data, removed
+The global test accuracy is the utilitarian view (the average over clients); the egalitarian
+view is the worst client's loss, the objective of agnostic federated learning (Mohri, Sivek and
+Suresh, "Agnostic Federated Learning", ICML 2019). Each client's held-out split is a fixed random fraction of its own data, removed
 from its training set, so the accuracy a client sees is measured on its own distribution.
 """
 

@@ -136,7 +136,7 @@ class Experiment:
             return {k: v for k, v in robust_report(self.model, params, x, y, attacks=[(spec, radii[:1])], distance_norms=()).items()
                     if k != "clean_acc"}
         return robust_report(self.model, params, x, y, attacks=attacks, distance_norms=tuple(section.distance_norms),
-                             distance_max=dict(section.distance_max), bisection_steps=section.bisection_steps, seed_generator=torch_generator(self.cfg.seed, "robust_eval"))
+                             distance_max={str(k): v for k, v in section.distance_max.items()}, bisection_steps=section.bisection_steps, seed_generator=torch_generator(self.cfg.seed, "robust_eval"))
 
     def evaluate_clients(self, params: torch.Tensor) -> dict[str, float]:
         """Mean, 10th percentile and worst accuracy over the clients' held-out splits (if configured)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import functools
 
@@ -41,7 +41,7 @@ def _integer_rounds(ax: plt.Axes) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # there is no round 2.5
 
 
-def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> None:
+def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path | IO[bytes], title: str = "") -> None:
     """Test accuracy and loss (test and train) against round, side by side."""
     evaluated = [r for r in rows if r.get("test_accuracy") is not None]
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.8))

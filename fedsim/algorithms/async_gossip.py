@@ -21,6 +21,7 @@ One round is ``n`` events, so rounds compare with those of D-PSGD.
 from __future__ import annotations
 
 import torch
+from typing import Any
 
 from fedsim.algorithms.base import RoundMetrics, ServerState
 from fedsim.algorithms.decentralized import Decentralized
@@ -88,7 +89,8 @@ class AsyncGossip(Decentralized):
         if not nodes:
             return
         start = torch.stack([self.reads[n] for n in nodes])
-        result = runtime.run_cohort(self.task, start, nodes, self.waves)  # type: ignore[arg-type]
+        assert self.task is not None, "asynchronous gossip trains before it mixes"
+        result = runtime.run_cohort(self.task, start, nodes, self.waves)
         self.waves += 1
         for row, node in enumerate(nodes):
             self.updates[node] = (result.updates[row], float(result.train_loss[row]))
@@ -124,7 +126,7 @@ class AsyncGossip(Decentralized):
                    "sim_time_s": self.clock.now, "clients_dropped": 0, "clients_stale": 0},
         )
 
-    def state_dict(self) -> dict[str, object]:
+    def state_dict(self) -> dict[str, Any]:
         pending = []
         while len(self.queue):
             pending.append(self.queue.pop())
@@ -133,11 +135,11 @@ class AsyncGossip(Decentralized):
         return {"clock": self.clock.state_dict(), "queue": pending, "events": self.events, "waves": self.waves,
                 "reads": dict(self.reads), "updates": {n: [u, loss] for n, (u, loss) in self.updates.items()}}
 
-    def load_state_dict(self, sd: dict[str, object]) -> None:
-        self.clock.load_state_dict(sd["clock"])  # type: ignore[arg-type]
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        self.clock.load_state_dict(sd["clock"])
         self.queue = EventQueue()
-        for time, node in sd["queue"]:  # type: ignore[attr-defined]
+        for time, node in sd["queue"]:
             self.queue.push(time, node)
-        self.events, self.waves = int(sd["events"]), int(sd["waves"])  # type: ignore[call-overload]
-        self.reads = dict(sd["reads"])  # type: ignore[call-overload]
-        self.updates = {n: (u, float(loss)) for n, (u, loss) in sd["updates"].items()}  # type: ignore[attr-defined]
+        self.events, self.waves = int(sd["events"]), int(sd["waves"])
+        self.reads = dict(sd["reads"])
+        self.updates = {n: (u, float(loss)) for n, (u, loss) in sd["updates"].items()}

@@ -19,9 +19,10 @@ synchronous one's runtime calls, not one Python call per client.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -142,7 +143,7 @@ class AsyncFederated(Algorithm):
         """The new global parameters from the arrived updates."""
         raise NotImplementedError
 
-    def state_dict(self) -> dict[str, object]:
+    def state_dict(self) -> dict[str, Any]:
         """The server's client states, the clock and every client in flight (plain tensors and numbers)."""
         flight = []
         while len(self.queue):  # popping keeps the queue's order; pushing back restores it
@@ -156,17 +157,17 @@ class AsyncFederated(Algorithm):
         return {**self.server.state_dict(), "clock": self.clock.state_dict(), "in_flight": flight,
                 "versions": dict(self.versions), "dispatches": dict(self.dispatches), "owed": self.owed}
 
-    def load_state_dict(self, sd: dict[str, object]) -> None:
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
         self.server.load_state_dict(sd)
-        self.clock.load_state_dict(sd["clock"])  # type: ignore[arg-type]
+        self.clock.load_state_dict(sd["clock"])
         self.queue = EventQueue()
-        for entry in sd["in_flight"]:  # type: ignore[attr-defined]
+        for entry in sd["in_flight"]:
             self.load_in_flight(entry)
-        self.versions = dict(sd["versions"])  # type: ignore[call-overload]
-        self.dispatches = dict(sd["dispatches"])  # type: ignore[call-overload]
-        self.owed = int(sd["owed"])  # type: ignore[call-overload]
+        self.versions = dict(sd["versions"])
+        self.dispatches = dict(sd["dispatches"])
+        self.owed = int(sd["owed"])
 
-    def load_in_flight(self, entry: dict) -> None:  # type: ignore[type-arg]
+    def load_in_flight(self, entry: dict) -> None:
         result = CohortResult([entry["client"]], entry["update"][None], entry["num_samples"], entry["train_loss"],
                               entry["bits_up"], entry["steps"], [entry["state"]])
         self.queue.push(entry["time"], _InFlight(entry["client"], entry["version"], entry["online"], result))
@@ -183,7 +184,7 @@ class FedBuff(AsyncFederated):
     clients every buffer is one synchronous cohort with staleness 0, and FedBuff is FedAvg.
     """
 
-    def apply(self, state, batch, weights, staleness, starts, rnd):  # type: ignore[override]
+    def apply(self, state, batch, weights, staleness, starts, rnd):
         # the staleness factors scale the updates, then the server's aggregate stage (a robust
         # rule, say) combines them: sum_k p_k S(s_k) Delta_k for the default mean
         scale = self.staleness(staleness).to(batch.updates)
@@ -202,11 +203,11 @@ class FedAsync(AsyncFederated):
         :class:`AsyncFederated`'s arguments; ``buffer_size`` is 1.
     """
 
-    def __init__(self, *, alpha: float, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *, alpha: float, **kwargs) -> None:
         super().__init__(buffer_size=1, **kwargs)
         self.alpha = alpha
 
-    def apply(self, state, batch, weights, staleness, starts, rnd):  # type: ignore[override]
+    def apply(self, state, batch, weights, staleness, starts, rnd):
         x = state.params
         mix = self.alpha * self.staleness(staleness)
         for k in range(len(batch.clients)):

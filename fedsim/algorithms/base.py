@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -20,12 +21,12 @@ class ServerState:
     params: torch.Tensor
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
-    def state_dict(self) -> dict[str, object]:
+    def state_dict(self) -> dict[str, Any]:
         return {"params": self.params, "extras": dict(self.extras)}
 
     @classmethod
-    def from_state_dict(cls, sd: dict[str, object]) -> "ServerState":
-        return cls(sd["params"], dict(sd["extras"]))  # type: ignore[arg-type]
+    def from_state_dict(cls, sd: dict[str, Any]) -> "ServerState":
+        return cls(sd["params"], dict(sd["extras"]))
 
 
 @dataclass
@@ -65,9 +66,9 @@ class Algorithm(ABC):
         """Entries the algorithm adds to ``summary.json`` (a privacy ledger, compression totals)."""
         return {}
 
-    def state_dict(self) -> dict[str, object]:
+    def state_dict(self) -> dict[str, Any]:
         """Algorithm-side state beyond ServerState (client states), for checkpoints."""
         return {}
 
-    def load_state_dict(self, sd: dict[str, object]) -> None:
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""

@@ -8,6 +8,7 @@ Appendix A.3.
 from __future__ import annotations
 
 import torch
+from typing import Any
 
 from fedsim.algorithms.base import RoundMetrics, ServerState
 from fedsim.algorithms.decentralized import Decentralized
@@ -74,8 +75,8 @@ class ChocoSGD(Decentralized):
         state.params = choco_consensus(x_half, x_hat, self.mixing(rnd, x_half.device, x_half.dtype), self.gamma)
         return self.round_metrics(state, rnd, torch.tensor(bits, dtype=torch.int64), result.train_loss)
 
-    def state_dict(self) -> dict[str, object]:
+    def state_dict(self) -> dict[str, Any]:
         return {"compressor_states": self.compressor_states}
 
-    def load_state_dict(self, sd: dict[str, object]) -> None:
-        self.compressor_states = list(sd["compressor_states"])  # type: ignore[arg-type]
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        self.compressor_states = list(sd["compressor_states"])

@@ -118,7 +118,7 @@ class Compressed(Algorithm):
             "compression": {
                 "uplink": _describe(self.uplink),
                 # Which operator error feedback applies (rescaled C / (1 + omega) when C is not a contraction).
-                "uplink_feedback": self.uplink.note(self.dim) if hasattr(self.uplink, "note") and "dim" in self.__dict__ else None,
+                "uplink_feedback": self.uplink.note(self.dim) if self.uplink is not None and hasattr(self.uplink, "note") and "dim" in self.__dict__ else None,
                 "downlink": _describe(self.downlink.compressor if self.downlink else None),
                 **t,
                 "bytes_up_ratio": t["bytes_up"] / t["bytes_up_float32"] if t["bytes_up_float32"] else None,
@@ -126,19 +126,19 @@ class Compressed(Algorithm):
             },
         }
 
-    def state_dict(self) -> dict[str, object]:
+    def state_dict(self) -> dict[str, Any]:
         return {
             **self.inner.state_dict(),
             "compression_totals": dict(self.totals),
             "downlink": self.downlink.state_dict() if self.downlink else None,
         }
 
-    def load_state_dict(self, sd: dict[str, object]) -> None:
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
         sd = dict(sd)
-        self.totals = dict(sd.pop("compression_totals"))  # type: ignore[arg-type]
+        self.totals = dict(sd.pop("compression_totals"))
         downlink = sd.pop("downlink")
         if self.downlink is not None and downlink is not None:
-            self.downlink.load_state_dict(downlink)  # type: ignore[arg-type]
+            self.downlink.load_state_dict(downlink)
         self.inner.load_state_dict(sd)
 
 

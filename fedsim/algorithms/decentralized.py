@@ -44,7 +44,7 @@ class Decentralized(Algorithm):
         self.mixing_rule = mixing_rule
         #: Byzantine nodes (set by the robustness section); their updates are replaced by the attack.
         self.byzantine: ByzantineClients | None = None
-        self._mixing: dict[tuple[int, str], torch.Tensor] = {}
+        self._mixing: dict[tuple[int, str, torch.dtype], torch.Tensor] = {}
         self._degrees: dict[int, torch.Tensor] = {}
 
     @property
@@ -83,6 +83,7 @@ class Decentralized(Algorithm):
 
     def local_updates(self, state: ServerState, rnd: int, runtime: Runtime) -> CohortResult:
         """Each node's local-SGD update ``local(x_i) - x_i`` from its own row of X."""
+        assert self.task is not None, "a rule without client work has no local updates"
         return runtime.run_cohort(self.task, state.params, list(range(self.nodes)), rnd)
 
     def out_degrees(self, rnd: int) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """DP-Fed-LS: differentially private federated learning with Laplacian smoothing.
 
 Liang, Wang, Gu, Osher and Yao, "Exploring Private Federated Learning with Laplacian Smoothing",
-https://arxiv.org/abs/2005.00218; the slides' algorithm (spec laplacian-smoothing-dp-fed-ls.md §3.2):
+https://arxiv.org/abs/2005.00218; the server step:
 
     w^t = w^{t-1} + eta_s A_sigma^{-1} (1/m) (sum_{j in M_t} clip_G(Delta_j^t) + n),  n ~ N(0, (z G)^2 I)
 
@@ -17,6 +17,7 @@ cohorts drawn without replacement (:mod:`fedsim.privacy.analysis`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -43,7 +44,7 @@ class ClippedClientTask(ClientTask):
 
     clip_norm: float = 1.0
 
-    def finish(self, update, steps, state, broadcast, generator):  # type: ignore[override]
+    def finish(self, update, steps, state, broadcast, generator):
         update, bits = super().finish(update, steps, state, broadcast, generator)
         return clip_l2(update, self.clip_norm), bits
 
@@ -156,9 +157,9 @@ class DPFedLS(FedAvg):
                       smoothing_order=self.smoothing.order, smoothing_mode=self.smoothing.mode)
         return {"privacy": ledger}
 
-    def state_dict(self) -> dict[str, object]:
+    def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "accountant": self.accountant.state_dict()}
 
-    def load_state_dict(self, sd: dict[str, object]) -> None:
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
         super().load_state_dict(sd)
-        self.accountant = PrivacyAccountant.from_state_dict(sd["accountant"])  # type: ignore[arg-type]
+        self.accountant = PrivacyAccountant.from_state_dict(sd["accountant"])

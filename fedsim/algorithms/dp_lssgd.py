@@ -3,7 +3,7 @@
 DP-SGD: Abadi, Chu, Goodfellow, McMahan, Mironov, Talwar and Zhang, "Deep Learning with
 Differential Privacy", CCS 2016, https://arxiv.org/abs/1607.00133. DP-LSSGD: Wang, Gu, Boedihardjo,
 Wang, Barekat and Osher, "DP-LSSGD: A Stochastic Optimization Method to Lift the Utility in
-Privacy-Preserving ERM", https://arxiv.org/abs/1906.12056 (spec laplacian-smoothing-dp-fed-ls.md §2.3):
+Privacy-Preserving ERM", https://arxiv.org/abs/1906.12056:
 
     w^{t+1} = w^t - eta_t A_sigma^{-1} ( (1/(q n)) (sum_{i in B_t} clip_C(grad f_i(w^t)) + N(0, (z C)^2 I)) )
 
@@ -23,6 +23,7 @@ sums, noises, smooths and steps.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -44,7 +45,7 @@ class DPLSSGD(Algorithm):
     Parameters
     ----------
     lr : float
-        Step size eta (eta / (t + 1) with ``lr_decay="inverse"``, the slides' "step size 1/t").
+        Step size eta (eta / (t + 1) with ``lr_decay="inverse"``, a step size 1/t).
     sample_rate : float
         q: each example's probability of joining a round's lot (expected lot size q n).
     noise_multiplier : float
@@ -130,8 +131,8 @@ class DPLSSGD(Algorithm):
                       smoothing_order=self.smoothing.order, smoothing_mode=self.smoothing.mode)
         return {"privacy": ledger}
 
-    def state_dict(self) -> dict[str, object]:
+    def state_dict(self) -> dict[str, Any]:
         return {"accountant": self.accountant.state_dict()}
 
-    def load_state_dict(self, sd: dict[str, object]) -> None:
-        self.accountant = PrivacyAccountant.from_state_dict(sd["accountant"])  # type: ignore[arg-type]
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        self.accountant = PrivacyAccountant.from_state_dict(sd["accountant"])

@@ -1,7 +1,7 @@
 """D-PSGD: decentralized parallel SGD with gossip averaging.
 
 Lian, Zhang, Zhang, Hsieh, Zhang and Liu, "Can Decentralized Algorithms Outperform
-Centralized Algorithms?", NeurIPS 2017, https://arxiv.org/abs/1705.09056; S002 section 4.6.
+Centralized Algorithms?", NeurIPS 2017, https://arxiv.org/abs/1705.09056.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ class DPSGD(Decentralized):
 
     With $U^t$ the (n, d) matrix of local updates (``local(x_i) - x_i``; $-\\eta G^t$ for one step):
 
-    * ``atc`` (adapt then combine, S002 eq. (274)): $X^{t+1} = W (X^t + U^t)$;
-    * ``cta`` (combine then adapt, Lian et al. 2017 Algorithm 1, the first form of S002
-      eq. (261)): $X^{t+1} = W X^t + U^t$, gradients taken at the node's own old iterate.
+    * ``atc`` (adapt then combine, Koloskova et al., ICML 2020, Algorithm 1): $X^{t+1} = W (X^t + U^t)$;
+    * ``cta`` (combine then adapt, Lian et al. 2017 Algorithm 1): $X^{t+1} = W X^t + U^t$,
+      gradients taken at the node's own old iterate.
 
     For doubly stochastic W both keep the virtual average on the SGD path
     $\\bar x^{t+1} = \\bar x^t + \\frac1n\\sum_i u_i^t$, and with $W = \\mathbf{1}\\mathbf{1}^\\top/n$

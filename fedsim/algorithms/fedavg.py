@@ -6,6 +6,7 @@ McMahan, Moore, Ramage, Hampson and Aguera y Arcas, AISTATS 2017, https://arxiv.
 from __future__ import annotations
 
 import torch
+from typing import Any
 
 from fedsim.algorithms.aggregation import AggregationRule, aggregation_weights, weighted_mean
 from fedsim.algorithms.base import Algorithm, RoundMetrics, ServerState
@@ -98,7 +99,8 @@ class FedAvg(Algorithm):
         self.server_lr = server_lr
         self.weighting = weighting
         self.seed = seed
-        self.participation = participation if participation is not None else UniformSampling(clients_per_round)
+        # clients_per_round may be None only together with an explicit participation rule (every config gives one or the other)
+        self.participation = participation if participation is not None else UniformSampling(clients_per_round)  # type: ignore[arg-type]
         self.client_lr_schedule = client_lr_schedule
         self.server_lr_schedule = server_lr_schedule
         self.local_work = local_work
@@ -200,11 +202,11 @@ class FedAvg(Algorithm):
             bytes_down=len(result.clients) * dim * FLOAT_BITS // 8,
         )
 
-    def state_dict(self) -> dict[str, object]:
+    def state_dict(self) -> dict[str, Any]:
         clock = {"clock": self.clock.state_dict()} if self.clock is not None else {}
         return {"client_states": self.client_states.state_dict(), **clock}
 
-    def load_state_dict(self, sd: dict[str, object]) -> None:
-        self.client_states.load_state_dict(sd["client_states"])  # type: ignore[arg-type]
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        self.client_states.load_state_dict(sd["client_states"])
         if self.clock is not None:
-            self.clock.load_state_dict(sd["clock"])  # type: ignore[arg-type]
+            self.clock.load_state_dict(sd["clock"])

@@ -1,4 +1,5 @@
-"""Gossip averaging: average consensus $X^{t+1} = W X^t$ (S002 section 4.4, eq. (270))."""
+"""Gossip averaging: average consensus $X^{t+1} = W X^t$ (Xiao and Boyd, "Fast Linear Iterations for
+Distributed Averaging", 2004)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ class GossipAveraging(Decentralized):
     nodes hold different models (one-shot local training); every round then applies
     ``gossip_steps`` products $X \\leftarrow W X$. For connected graphs and doubly stochastic W
     the node average is preserved exactly and the consensus error contracts as
-    $e_{t+1} \\le |\\lambda_2(W)|^2 e_t$ per step (S002 eq. (271)).
+    $e_{t+1} \\le |\\lambda_2(W)|^2 e_t$ per step (Koloskova, Stich and Jaggi, ICML 2019).
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
 """Heterogeneous local work: clients doing different numbers of local epochs or steps.
 
-Spec section 3.4 (S002 L2955): "agents may do different numbers of local steps, E_i > E_j"
-(hardware heterogeneity, stragglers). Each client's amount of work is drawn from a discrete
+Agents may do different numbers of local steps, E_i > E_j (hardware heterogeneity, stragglers; the
+setting of FedProx, Li et al., "Federated Optimization in Heterogeneous Networks", MLSys 2020). Each client's amount of work is drawn from a discrete
 distribution, either once per client (a slow device stays slow) or afresh every round (transient
 stragglers). The cohort is then trained in groups of equal work, so every runtime still receives
 one :class:`~fedsim.client.ClientTask` per call, and the groups are merged back in client-id order.

@@ -1,9 +1,10 @@
-"""Synchronous parallel SGD: server-based gradient averaging, spec section 3.2, eq. (255).
+"""Synchronous parallel SGD: server-based gradient averaging (the FedSGD baseline of McMahan et al.,
+"Communication-Efficient Learning of Deep Networks from Decentralized Data", AISTATS 2017).
 
 Each round the server sends ``w_t``, every participating client computes one minibatch gradient
 ``g_j`` at ``w_t`` and sends it, and the server steps ``w_{t+1} = w_t - eta * sum_j p_j g_j``
-(``p_j = 1/K`` in the slides, or sample-weighted). With M clients of batch B this is
-single-machine minibatch SGD with batch M*B (spec section 2.5).
+(``p_j = 1/K``, or sample-weighted). With M clients of batch B this is single-machine minibatch
+SGD with batch M*B.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class ParallelSGD(FedAvg):
     participation : Participation (default: FullParticipation())
         Which clients compute a gradient each round.
     weighting : {"samples", "uniform"} (default: "uniform")
-        Gradient weights p_j; uniform is the slides' 1/K.
+        Gradient weights p_j; uniform is 1/K.
     lr_schedule : LRSchedule (default: constant)
         Round-indexed factor on ``lr``.
     transforms : tuple of UpdateTransform (default: ())

@@ -103,8 +103,9 @@ class Scaffold(FedAvg):
         p = self.control_weights()
         # result.clients, not cohort: under Flower a dropped client is missing from the result.
         delta_c = sum(
-            float(p[k]) * (new[CONTROL].to(c.device) - (before[k].to(c.device) if before[k] is not None else 0.0))
-            for k, new in zip(result.clients, result.states)
+            (float(p[k]) * (new[CONTROL].to(c.device) - (b.to(c.device) if (b := before[k]) is not None else 0.0))
+             for k, new in zip(result.clients, result.states)),
+            torch.zeros(()),  # sum()'s 0, as a tensor for the type checker (a 0-dim tensor takes no part in dtype promotion)
         )
         state.extras[SERVER_CONTROL] = c + delta_c
         return result

@@ -1,9 +1,9 @@
 """Learning-rate schedules over communication rounds, for the client and the server step size.
 
 A schedule is a multiplicative factor ``s(t)`` on a base rate, ``eta_t = eta * s(t)`` for round
-``t = 0, ..., T-1``. The three rules are the ones of spec section 2.7 (S002 chapter 16):
-constant, step (exponential) decay ``eta <- eta / alpha`` every E rounds, and the cosine
-schedule, eq. (194), ``eta_t = eta_min + 1/2 (eta_max - eta_min) (1 + cos(t pi / T))``.
+``t = 0, ..., T-1``. The three rules: constant, step (exponential) decay ``eta <- eta / alpha``
+every E rounds, and the cosine schedule (Loshchilov and Hutter, "SGDR", ICLR 2017, without
+restarts) ``eta_t = eta_min + 1/2 (eta_max - eta_min) (1 + cos(t pi / T))``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class LRSchedule:
     kind : {"constant", "step", "cosine"} (default: "constant")
         The rule.
     gamma : float (default: 0.5)
-        ``step``: the factor applied every ``step_size`` rounds (``1 / alpha`` in the slides).
+        ``step``: the factor applied every ``step_size`` rounds (``1 / alpha`` above).
     step_size : int (default: 10)
         ``step``: rounds between decays.
     min_factor : float (default: 0.0)

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         # both keep it as the cause.
         chain = (exc, exc.__cause__, exc.__context__)
         if isinstance(exc, _EXITS) and not any(isinstance(e, KeyboardInterrupt) for e in chain):
-            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)
         terminated = any(isinstance(e, Terminated) for e in chain)
         print("terminated" if terminated else "interrupted", file=sys.stderr)
         sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
@@ -82,6 +82,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {message}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     except _CLICK_EXCEPTION as exc:
-        print(f"error: {' '.join(exc.format_message().split())}", file=sys.stderr)  # type: ignore[attr-defined]
+        print(f"error: {' '.join(exc.format_message().split())}", file=sys.stderr)  # type: ignore[attr-defined]  # a click.ClickException, looked up lazily
         sys.exit(EXIT_USAGE)
     sys.exit(result if isinstance(result, int) else 0)

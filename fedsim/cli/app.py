@@ -81,6 +81,7 @@ def run(
         every = cfg.output.checkpoint_every
         checkpoint = load_checkpoint(resume, min(every, cfg.algorithm.rounds) if every else None)
     else:
+        assert config is not None  # (config is None) == (resume is None) was refused above
         cfg = _load(config, set_)
         checkpoint = None
         RunFolder.target(out if out is not None else cfg.output.dir, "--out" if out is not None else "output.dir")
@@ -106,7 +107,7 @@ def run(
                 task = bar.add_task("rounds", total=cfg.algorithm.rounds, completed=done, acc="-", loss="-")
 
                 def advance(row: dict[str, Any]) -> None:
-                    fields = {"acc": _fmt(row["test_accuracy"]), "loss": _fmt(row["test_loss"])} if row["test_accuracy"] is not None else {}
+                    fields: dict[str, Any] = {"acc": _fmt(row["test_accuracy"]), "loss": _fmt(row["test_loss"])} if row["test_accuracy"] is not None else {}
                     bar.update(task, advance=1, **fields)
 
                 result = experiment.run(folder, advance, resume=checkpoint, trackers=trackers)

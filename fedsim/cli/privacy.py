@@ -44,7 +44,7 @@ def _scheme(sampling: str, sample_rate: Optional[float], population: Optional[in
     elif sample_rate is None:
         raise FedsimError(f"--sampling {sampling} needs --sample-rate q in (0, 1]")
     fields: dict = {"sampling": sampling, "adjacency": ADJACENCY[sampling],
-                    "analysis": accountant_name(sampling, accountant), "exact": is_exact(sampling)}  # type: ignore[arg-type]
+                    "analysis": accountant_name(sampling, accountant), "exact": is_exact(sampling)}  # type: ignore[arg-type]  # typer passes the --sampling choice as a str
     if sampling == "uniform":
         fields.update(population=population, cohort_size=cohort_size(sample_rate, population))
     elif population is not None:
@@ -80,7 +80,7 @@ def epsilon(
                           accountant=accountant, sampling=sampling, population=population)
     record = {"epsilon": eps if math.isfinite(eps) else None, "delta": delta, "noise_multiplier": noise_multiplier,
               "sample_rate": q, "steps": steps, "accountant": accountant, **fields,
-              "note": sampling_note(sampling, "user")}  # type: ignore[arg-type]
+              "note": sampling_note(sampling, "user")}  # type: ignore[arg-type]  # typer passes the --sampling choice as a str
     _emit(record, as_json, f"epsilon = {eps:.6g} at delta = {delta:g} ({fields['analysis']}, {sampling} sampling, "
                            f"z = {noise_multiplier:g}, q = {q:g}, steps = {steps})")
 
@@ -108,7 +108,7 @@ def noise(
                           sampling=sampling, population=population)
     record = {"noise_multiplier": z, "epsilon": eps, "target_epsilon": target_epsilon, "delta": delta,
               "sample_rate": q, "steps": steps, "accountant": accountant, **fields,
-              "note": sampling_note(sampling, "user")}  # type: ignore[arg-type]
+              "note": sampling_note(sampling, "user")}  # type: ignore[arg-type]  # typer passes the --sampling choice as a str
     _emit(record, as_json, f"noise multiplier = {z:.6g} gives epsilon = {eps:.6g} <= {target_epsilon:g} at "
                            f"delta = {delta:g} ({fields['analysis']}, {sampling} sampling, q = {q:g}, steps = {steps})")
 

@@ -60,8 +60,8 @@ def eval_(
     if attack not in ("fgsm", "fgm", "pgd", "ifgsm", "cw"):
         raise FedsimError(f"--attack: '{attack}' is unknown (allowed: fgsm, fgm, pgd, ifgsm, cw)")
     section = RobustEvaluationConfig(
-        attacks=[EvalAttack(attack=attack, norm=norm, eps=_floats(eps, "eps"), steps=steps)],  # type: ignore[arg-type]
-        distance_norms=norms, samples=samples, bisection_steps=bisection_steps,  # type: ignore[arg-type]
+        attacks=[EvalAttack(attack=attack, norm=norm, eps=_floats(eps, "eps"), steps=steps)],
+        distance_norms=norms, samples=samples, bisection_steps=bisection_steps,
     )
     raw = read_yaml(config_path)
     raw["runtime"] = {"kind": "serial", "device": "cpu"}  # evaluation needs no Ray cluster nor GPU

@@ -98,7 +98,7 @@ def sweep(
     base["sweep"] = None
     out = out if out is not None else Path("runs") / f"sweep-{config.stem}"
 
-    err = Console(stderr=True, soft_wrap=True)  # one line per message, whatever the terminal width
+    console = Console(stderr=True, soft_wrap=True)  # one line per message, whatever the terminal width
 
     def progress(o: Any) -> None:
         if quiet:
@@ -108,7 +108,7 @@ def sweep(
             what = f"{o.summary['status']}, accuracy " + (f"{m['final_accuracy']:.4f}" if m["final_accuracy"] is not None else "-")
         else:
             what = f"{'DIVERGED' if o.diverged else 'FAILED'}: {o.error}"
-        err.print(f"{o.trial.name}: {what}" + (" (done before; skipped)" if o.status == "skipped" else ""), markup=False, highlight=False)
+        console.print(f"{o.trial.name}: {what}" + (" (done before; skipped)" if o.status == "skipped" else ""), markup=False, highlight=False)
 
     result = run_sweep(base, spec, out=out, backend=backend, parallel=parallel, address=address, resume=resume,
                        progress=progress, source=source)
@@ -122,10 +122,10 @@ def sweep(
                           *(_fmt(r[m], m) for m in metrics))
         Console().print(table)
     if result.diverged:
-        err.print(f"{len(result.diverged)} of {len(result.outcomes)} trials diverged (left out of the table): "
+        console.print(f"{len(result.diverged)} of {len(result.outcomes)} trials diverged (left out of the table): "
                   + ", ".join(o.trial.name for o in result.diverged), markup=False, highlight=False)
     if result.failed:
         names = ", ".join(o.trial.name for o in result.failed)
-        err.print(f"{len(result.failed)} of {len(result.outcomes)} trials failed: {names} (see error.txt in each folder, "
+        console.print(f"{len(result.failed)} of {len(result.outcomes)} trials failed: {names} (see error.txt in each folder, "
                   "sweep.csv); rerun them with --resume", markup=False, highlight=False)
         raise typer.Exit(1)

@@ -121,7 +121,8 @@ def objective_loss_and_grad(
     """A robust objective's minibatch value and its gradient in the flat parameters."""
     # Per-tensor views, as in FunctionalModel.loss_and_grad (no zero-filled full gradient per tensor).
     named = {name: t.detach().requires_grad_(True) for name, t in model.spec.unflatten(w).items()}
-    loss = objective(model, named, x, y, None, None if noise is None else noise[: len(y)])
+    # Objective types params as a flat Tensor; its model (FunctionalModel.logits) also takes per-tensor views.
+    loss = objective(model, named, x, y, None, None if noise is None else noise[: len(y)])  # type: ignore[arg-type]
     grads = torch.autograd.grad(loss, tuple(named.values()))
     return loss.detach(), torch.cat([g.reshape(-1) for g in grads])
 

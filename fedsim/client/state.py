@@ -138,8 +138,9 @@ class ClientStateStore:
     def _file(self, name: str, like: torch.Tensor) -> tuple[int, torch.Size, torch.dtype]:
         """The spill file of entry ``name``, created at its first write with ``like``'s row size."""
         if name not in self._files:
-            fd = os.open(self.directory / f"{name}.bin", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)  # type: ignore[operator]
-            os.ftruncate(fd, self._row_bytes(like.shape, like.dtype) * self.num_clients)  # type: ignore[operator]
+            assert self.directory is not None and self.num_clients is not None  # disk rows exist only in spilling mode
+            fd = os.open(self.directory / f"{name}.bin", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.ftruncate(fd, self._row_bytes(like.shape, like.dtype) * self.num_clients)
             self._files[name] = (fd, like.shape, like.dtype)
         return self._files[name]
 

@@ -1,7 +1,7 @@
 """Communication compression: one operator per module, error feedback wrappers and a registry.
 
 Every operator maps a flat float vector to what the receiver decodes plus the exact bits sent
-(see :mod:`fedsim.compression.base`); math and constants follow spec section 5.
+(see :mod:`fedsim.compression.base`); each module cites the paper its operator and constants come from.
 """
 
 from fedsim.compression.base import *  # noqa: F401,F403

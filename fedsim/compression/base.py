@@ -8,8 +8,9 @@ Operators that remember something between calls (PowerSGD's warm start, error-fe
 residuals) read it from and return it in a per-client ``state`` dict of tensors; the input
 dict is never mutated.
 
-Each operator also declares its class (spec section 5.8-5.9): unbiased with variance
-constant omega, ``E[C(x)] = x`` and ``E||C(x) - x||^2 <= omega ||x||^2``, or a
+Each operator also declares its class, in the terms of Beznosikov, Horváth, Richtárik and
+Safaryan, "On Biased Compression for Distributed Learning" (arXiv:2002.12410): unbiased with
+variance constant omega, ``E[C(x)] = x`` and ``E||C(x) - x||^2 <= omega ||x||^2``, or a
 delta-contraction, ``E||C(x) - x||^2 <= (1 - delta) ||x||^2``.
 """
 
@@ -106,7 +107,8 @@ def resolve_k(name: str, k: int | None, ratio: float | None, d: int) -> int:
     Raises FedsimError unless ``1 <= k <= d``.
     """
     if k is None:
-        k = math.ceil(ratio * d)  # type: ignore[operator]
+        assert ratio is not None, name  # check_k_ratio: the operators' constructors require exactly one of k, ratio
+        k = math.ceil(ratio * d)
     if not 1 <= k <= d:
         raise FedsimError(f"compressor {name!r}: k={k} does not fit the vector length d={d}; allowed 1 <= k <= d")
     return k

@@ -1,4 +1,4 @@
-"""Random dropout: send the whole message with probability p, nothing otherwise (spec section 5.6)."""
+"""Random dropout: send the whole message with probability p, nothing otherwise."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ class RandomDropout(Compressor):
     """``C(x) = x`` with probability p and ``C(x) = 0`` (nothing sent) with probability 1 - p.
 
     Unscaled, ``E[C(x)] = p x`` and ``E||C(x) - x||^2 = (1 - p) ||x||^2`` (delta = p). Scaled by
-    1/p it is unbiased with ``E||C(x) - x||^2 = (1/p - 1) ||x||^2`` exactly (the slides' bound
-    is ``1/p^2``; spec section 5.6 and the (A, B) table of 5.8). A dropped message costs 0 bits.
+    1/p it is unbiased with ``E||C(x) - x||^2 = (1/p - 1) ||x||^2`` exactly (the message is
+    kept with probability p and scaled by 1/p; ``1/p^2``, sometimes quoted, is a looser bound). A dropped message costs 0 bits.
 
     Parameters
     ----------

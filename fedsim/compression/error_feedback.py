@@ -1,4 +1,5 @@
-"""Error feedback (EF-SGD): compress the message plus the carried compression error (spec section 5.10)."""
+"""Error feedback (EF-SGD): compress the message plus the carried compression error (Seide et al. 2014;
+Karimireddy et al., "Error Feedback Fixes SignSGD and other Gradient Compression Schemes", ICML 2019)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ def contractive_scale(inner: Compressor, d: int, feedback: str) -> float:
 
     * a delta-contraction (``E||C(x) - x||^2 <= (1 - delta) ||x||^2``, delta > 0) is used as is (1.0);
     * an unbiased operator with variance constant omega >= 1 (scaled random-k, QSGD with
-      d > s^2, ...) is used as ``C / (1 + omega)``, a ``1/(1 + omega)``-contraction (spec section
-      5.9; Stich, Cordonnier, Jaggi 2018, Remark 4; Richtárik et al. 2021, EF21, Section 2);
+      d > s^2, ...) is used as ``C / (1 + omega)``, a ``1/(1 + omega)``-contraction
+      (Stich, Cordonnier, Jaggi 2018, Remark 4; Richtárik et al. 2021, EF21, Section 2);
     * a biased operator that promises no contraction (PowerSGD, top-k + coarse QSGD) is refused:
       EF-SGD's (Karimireddy et al. 2019, Theorem II) and EF21's analyses need delta > 0, and
       without it the residual may grow without bound.

@@ -14,7 +14,7 @@ __all__ = ["Identity"]
 
 @dataclass(frozen=True)
 class Identity(Compressor):
-    """``C(x) = x``: unbiased with omega = 0 (spec section 5.8 table), 32 d bits."""
+    """``C(x) = x``: unbiased with omega = 0, 32 d bits."""
 
     name = "identity"
 

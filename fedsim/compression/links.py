@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -86,7 +87,7 @@ class Downlink:
             self.synced[client] = rnd
         return self.copy, bits
 
-    def state_dict(self) -> dict[str, object]:
+    def state_dict(self) -> dict[str, Any]:
         return {
             "copy": self.copy,
             "round": self.rnd,
@@ -95,9 +96,9 @@ class Downlink:
             "synced": dict(self.synced),
         }
 
-    def load_state_dict(self, sd: dict[str, object]) -> None:
-        self.copy = sd["copy"]  # type: ignore[assignment]
-        self.rnd = int(sd["round"])  # type: ignore[arg-type]
-        self.state = dict(sd["state"])  # type: ignore[arg-type]
-        self.cumulative_bits = {int(k): int(v) for k, v in sd["cumulative_bits"].items()}  # type: ignore[union-attr]
-        self.synced = {int(k): int(v) for k, v in sd["synced"].items()}  # type: ignore[union-attr]
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        self.copy = sd["copy"]
+        self.rnd = int(sd["round"])
+        self.state = dict(sd["state"])
+        self.cumulative_bits = {int(k): int(v) for k, v in sd["cumulative_bits"].items()}
+        self.synced = {int(k): int(v) for k, v in sd["synced"].items()}

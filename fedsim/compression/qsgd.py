@@ -1,4 +1,5 @@
-"""QSGD: unbiased stochastic quantization to s levels of the l2-normalized magnitudes (spec section 5.7)."""
+"""QSGD: unbiased stochastic quantization to s levels of the l2-normalized magnitudes (Alistarh et al.,
+"QSGD: Communication-Efficient SGD via Gradient Quantization and Encoding", NeurIPS 2017)."""
 
 from __future__ import annotations
 

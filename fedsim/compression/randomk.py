@@ -1,4 +1,4 @@
-"""Random-k sparsification, biased or scaled to be unbiased (spec section 5.4)."""
+"""Random-k sparsification, biased or scaled to be unbiased (Stich, Cordonnier and Jaggi 2018; Wangni et al. 2018)."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ class RandomK(Compressor):
     Unscaled, ``E[C(x)] = (k/d) x`` and ``E||C(x) - x||^2 = (1 - k/d) ||x||^2`` exactly
     (delta-contraction, delta = k/d). Scaled by d/k (Wangni et al., "Gradient Sparsification
     for Communication-Efficient Distributed Optimization", NeurIPS 2018) it is unbiased with
-    ``E||C(x) - x||^2 = (d/k - 1) ||x||^2`` exactly; the slides' ``(d/k)^2`` is a looser bound
-    (spec section 5.4 note). Sends k float32 values and k indices of ``ceil(log2 d)`` bits:
+    ``E||C(x) - x||^2 = (d/k - 1) ||x||^2`` exactly (each coordinate is kept with probability k/d
+    and scaled by d/k; ``(d/k)^2``, sometimes quoted, is a looser bound). Sends k float32 values and k indices of ``ceil(log2 d)`` bits:
     indices are counted even though a shared seed could regenerate them.
 
     Parameters

@@ -20,7 +20,7 @@ class ScaledSign(Compressor):
     ``C(x) = (||x||_1 / d) sign(x)``. One bit per coordinate cannot say "zero", so ``sign(0) = +1``;
     the identity ``||C(x) - x||^2 = ||x||^2 - ||x||_1^2 / d`` holds either way, so it is a
     delta-contraction with ``delta(x) = ||x||_1^2 / (d ||x||_2^2) >= 1/d``, i.e. delta = 1/d for every x. The
-    slides' unscaled 1-bit example, ``sign([1.7, -2.6, -3.5]) = [1, -1, -1]`` (spec section 5.2),
+    unscaled 1-bit sign of signSGD (Bernstein et al., ICML 2018), ``sign([1.7, -2.6, -3.5]) = [1, -1, -1]``,
     is the direction this operator sends. Bits: one per coordinate plus the float32 scale.
     """
 

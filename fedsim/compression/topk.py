@@ -1,4 +1,5 @@
-"""Top-k sparsification: keep the k coordinates of largest magnitude (spec section 5.5)."""
+"""Top-k sparsification: keep the k coordinates of largest magnitude (Stich, Cordonnier and Jaggi,
+"Sparsified SGD with Memory", NeurIPS 2018)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ class TopK(Compressor):
     """Top-k sparsification (Stich, Cordonnier and Jaggi, "Sparsified SGD with Memory", NeurIPS 2018).
 
     Deterministic and biased; for every x, ``||top_k(x) - x||^2 <= (1 - k/d) ||x||^2``, so it is
-    a delta-contraction with delta = k/d (spec section 5.5, 5.9). Sends k float32 values and k
+    a delta-contraction with delta = k/d (Stich et al. 2018, Lemma A.1). Sends k float32 values and k
     indices of ``ceil(log2 d)`` bits.
 
     Parameters

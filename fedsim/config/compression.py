@@ -38,7 +38,7 @@ class _Spec(Section):
 
     def build(self, spec: ParamSpec | None = None) -> Compressor:
         """The operator; ``spec`` gives PowerSGD its per-tensor shapes and sizes ``k`` checks."""
-        compressor = build_compressor(self.kind, feedback=self.feedback, **self.params(), **self._layout(spec))  # type: ignore[attr-defined]
+        compressor = build_compressor(self.kind, feedback=self.feedback, **self.params(), **self._layout(spec))  # type: ignore[attr-defined]  # every subclass declares kind
         if spec is not None:
             compressor.guarantee(spec.numel)  # k > d and shape mismatches fail here, before any round
         return compressor

@@ -8,7 +8,8 @@ a new partition is a new ``*Partition`` model added to :data:`Partition`.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Literal, Union
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
@@ -66,7 +67,7 @@ class QuantitySkewPartition(Section):
 
 
 class DirichletQuantityPartition(QuantitySkewPartition):
-    kind: Literal["dirichlet_quantity"] = "dirichlet_quantity"  # type: ignore[assignment]
+    kind: Literal["dirichlet_quantity"] = "dirichlet_quantity"  # type: ignore[assignment]  # a subclass narrows the kind tag
     alpha: PositiveFloat = Field(0.5, description="Label skew: Dirichlet concentration per unit size share")
     max_tries: PositiveInt = 100
 
@@ -122,14 +123,15 @@ class DataConfig(Section):
             return {"path": self.path, "test_fraction": self.test_fraction}
         return {}
 
-    def build(self, seed: int, partition: object = None, dataset: Dataset | None = None) -> FederatedData:
+    def build(self, seed: int, partition: Sequence[Sequence[int]] | Callable[..., Any] | None = None,
+              dataset: Dataset | None = None) -> FederatedData:
         """The federated data set: loaded, partitioned (``partition`` replaces the configured one),
         with the configured augmentation attached (an image data set only)."""
         data = build_federated_data(
             dataset=dataset if dataset is not None else self.dataset,
             dataset_params=self.dataset_params(),
             num_clients=self.num_clients,
-            partition=partition if partition is not None else self.partition.kind,  # type: ignore[arg-type]
+            partition=partition if partition is not None else self.partition.kind,
             partition_params=None if partition is not None else self.partition_params(),
             seed=seed,
         )
@@ -137,4 +139,4 @@ class DataConfig(Section):
             return data
         if data.kind != "image":
             raise FedsimError(f"data.augment: crops and flips need an image data set, not data.dataset={data.name} ({data.kind})")
-        return replace(data, augment=Augmentation(data.input_shape, self.augment.crop_padding, self.augment.flip))  # type: ignore[arg-type]
+        return replace(data, augment=Augmentation(data.input_shape, self.augment.crop_padding, self.augment.flip))  # type: ignore[arg-type]  # an image's input_shape is (C, H, W)

@@ -116,7 +116,7 @@ class ChocoConfig(_LocalTraining):
                         compressor=self._compressor(self.compressor), gamma=self.gamma, seed=ctx.seed)
 
 
-def _clock(ctx: BuildContext, kind: str):  # type: ignore[no-untyped-def]
+def _clock(ctx: BuildContext, kind: str):
     if ctx.systems is None:
         raise FedsimError(f"algorithm.kind={kind}: needs a systems: section (node speeds and links set the event times)")
     return ctx.systems.build(ctx.data, ctx.seed)

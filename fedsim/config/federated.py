@@ -7,7 +7,7 @@ A new server-side rule of the FedAvg family is a ``FedAvgConfig`` subclass here 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 from pydantic_core import PydanticCustomError
@@ -104,7 +104,7 @@ class FedAvgConfig(Section):
             lr=self.lr, batch_size=self.batch_size, epochs=self.local_epochs, steps=self.local_steps, weight_decay=self.weight_decay
         )
 
-    def fedavg_kwargs(self, ctx: BuildContext) -> dict[str, object]:
+    def fedavg_kwargs(self, ctx: BuildContext) -> dict[str, Any]:
         """Arguments every algorithm of the FedAvg family takes."""
         n = ctx.data.num_clients
         return dict(
@@ -128,7 +128,7 @@ class FedAvgConfig(Section):
 
 
 class FedProxConfig(FedAvgConfig):
-    kind: Literal["fedprox"] = "fedprox"  # type: ignore[assignment]
+    kind: Literal["fedprox"] = "fedprox"  # type: ignore[assignment]  # a subclass narrows the kind tag
     mu: NonNegativeFloat = Field(0.01, description="Proximal weight mu (Li et al. 2020)")
 
     def build(self, ctx: BuildContext) -> Algorithm:
@@ -136,7 +136,7 @@ class FedProxConfig(FedAvgConfig):
 
 
 class FedAvgMConfig(FedAvgConfig):
-    kind: Literal["fedavgm"] = "fedavgm"  # type: ignore[assignment]
+    kind: Literal["fedavgm"] = "fedavgm"  # type: ignore[assignment]  # a subclass narrows the kind tag
     momentum: float = Field(0.9, ge=0, lt=1, description="Server momentum beta in [0, 1)")
 
     def build(self, ctx: BuildContext) -> Algorithm:
@@ -144,7 +144,7 @@ class FedAvgMConfig(FedAvgConfig):
 
 
 class FedAdamConfig(FedAvgConfig):
-    kind: Literal["fedadam"] = "fedadam"  # type: ignore[assignment]
+    kind: Literal["fedadam"] = "fedadam"  # type: ignore[assignment]  # a subclass narrows the kind tag
     server_lr: PositiveFloat = Field(0.01, description="Server step size eta (Reddi et al. 2021)")
     beta1: float = Field(0.9, ge=0, lt=1, description="First-moment decay in [0, 1)")
     beta2: float = Field(0.99, ge=0, lt=1, description="Second-moment decay in [0, 1)")
@@ -155,14 +155,14 @@ class FedAdamConfig(FedAvgConfig):
 
 
 class FedYogiConfig(FedAdamConfig):
-    kind: Literal["fedyogi"] = "fedyogi"  # type: ignore[assignment]
+    kind: Literal["fedyogi"] = "fedyogi"  # type: ignore[assignment]  # a subclass narrows the kind tag
 
     def build(self, ctx: BuildContext) -> Algorithm:
         return federated.FedYogi(beta1=self.beta1, beta2=self.beta2, tau=self.tau, **self.fedavg_kwargs(ctx))
 
 
 class FedAdagradConfig(FedAdamConfig):
-    kind: Literal["fedadagrad"] = "fedadagrad"  # type: ignore[assignment]
+    kind: Literal["fedadagrad"] = "fedadagrad"  # type: ignore[assignment]  # a subclass narrows the kind tag
     beta1: float = Field(0.0, ge=0, lt=1, description="First-moment decay in [0, 1)")
 
     def build(self, ctx: BuildContext) -> Algorithm:
@@ -170,7 +170,7 @@ class FedAdagradConfig(FedAdamConfig):
 
 
 class ScaffoldConfig(FedAvgConfig):
-    kind: Literal["scaffold"] = "scaffold"  # type: ignore[assignment]
+    kind: Literal["scaffold"] = "scaffold"  # type: ignore[assignment]  # a subclass narrows the kind tag
 
     def build(self, ctx: BuildContext) -> Algorithm:
         return federated.Scaffold(client_sizes=ctx.data.client_sizes(), **self.fedavg_kwargs(ctx))
@@ -179,7 +179,7 @@ class ScaffoldConfig(FedAvgConfig):
 class FedNovaConfig(FedAvgConfig):
     """FedNova (Wang et al. 2020): normalized averaging when clients do different local work."""
 
-    kind: Literal["fednova"] = "fednova"  # type: ignore[assignment]
+    kind: Literal["fednova"] = "fednova"  # type: ignore[assignment]  # a subclass narrows the kind tag
 
     def build(self, ctx: BuildContext) -> Algorithm:
         return federated.FedNova(**self.fedavg_kwargs(ctx))

@@ -68,7 +68,7 @@ def _privacy(ctx: BuildContext, kind: str) -> PrivacyConfig:
 class DPFedLSConfig(FedAvgConfig):
     """DP-Fed-LS / DP-FedAvg (ls_sigma = 0); noise, clip and accounting come from ``privacy:``."""
 
-    kind: Literal["dp_fed_ls"] = "dp_fed_ls"  # type: ignore[assignment]
+    kind: Literal["dp_fed_ls"] = "dp_fed_ls"  # type: ignore[assignment]  # a subclass narrows the kind tag
     weighting: Literal["uniform"] = "uniform"
     ls_sigma: NonNegativeFloat = Field(0.0, description="Laplacian smoothing strength; 0 is DP-FedAvg")
     ls_order: PositiveInt = 1
@@ -97,7 +97,7 @@ class DPLSSGDConfig(Section):
     batch_size: PositiveInt = Field(128, description="Expected lot size; each example joins a round with q = batch_size / n")
     sampling: Literal["poisson", "uniform"] = Field("poisson", description="poisson lots (rate q) or fixed-size lots of batch_size without replacement (replace-one accounting)")
     lr: PositiveFloat = 0.1
-    lr_decay: Literal["constant", "inverse"] = Field("constant", description="inverse: lr / t, the slides' step size 1/t")
+    lr_decay: Literal["constant", "inverse"] = Field("constant", description="inverse: lr / t, the step size 1/t")
     weight_decay: NonNegativeFloat = 0.0
     ls_sigma: NonNegativeFloat = Field(0.0, description="Laplacian smoothing strength; 0 is DP-SGD")
     ls_order: PositiveInt = 1

@@ -1,7 +1,7 @@
 """The ``robustness:`` section (training objective, robust evaluation, Byzantine clients) and
 ``algorithm.aggregator``.
 
-Radii (``eps``) are in pixel units, fractions of the data range as in the decks; they are
+Radii (``eps``) are in pixel units, fractions of the data range; they are
 converted to input units with the training set's range (:func:`fedsim.robustness.evaluation.data_range`).
 
 Order of the client and server stages, and what it means for DP (enforced here):
@@ -40,7 +40,7 @@ __all__ = [
 class AggregatorConfig(Section):
     """``algorithm.aggregator``: the server's aggregation rule (FedAvg family's aggregate stage)."""
 
-    kind: Literal[tuple(AGGREGATORS)] = "mean"  # type: ignore[valid-type]
+    kind: Literal[tuple(AGGREGATORS)] = "mean"  # type: ignore[valid-type]  # the allowed names come from the registry
     assumed_fraction: float = Field(0.0, ge=0, lt=0.5, description="Byzantine fraction f/n the rule must tolerate")
     tau: PositiveFloat | None = Field(None, description="centered_clipping: clipping radius")
     iterations: PositiveInt | None = Field(None, description="centered_clipping / geometric_median iterations")
@@ -103,15 +103,26 @@ class EvalAttack(Section):
         return AttackSpec(self.attack, self.norm, self.steps, self.random_start)
 
 
+Norm = Literal["linf", "l2"]
+
+
+def _default_norms() -> list[Norm]:
+    return ["l2"]
+
+
+def _default_distance_max() -> dict[Norm, float]:
+    return {"l2": 10.0, "linf": 0.5}
+
+
 class RobustEvaluationConfig(Section):
     """``robustness.evaluation``: robust metrics on evaluation rounds and in summary.json."""
 
     attacks: list[EvalAttack] = Field(default_factory=lambda: [EvalAttack()])
-    distance_norms: list[Literal["linf", "l2"]] = Field(default_factory=lambda: ["l2"], description="Median minimal distance per norm")
+    distance_norms: list[Norm] = Field(default_factory=_default_norms, description="Median minimal distance per norm")
     samples: PositiveInt = Field(500, description="Test samples attacked (the first N)")
     bisection_steps: PositiveInt = 8
-    distance_max: dict[Literal["linf", "l2"], PositiveFloat] = Field(
-        default_factory=lambda: {"l2": 10.0, "linf": 0.5},
+    distance_max: dict[Norm, PositiveFloat] = Field(
+        default_factory=_default_distance_max,
         description="Upper end of the bisection per norm (pixel units); resolution is distance_max / 2^bisection_steps",
     )
     per_round: bool = Field(False, description="Also add robust accuracy of the first attack to every evaluated round")
@@ -124,7 +135,7 @@ class ByzantineConfig(Section):
     """``robustness.byzantine``: a seeded set of malicious clients and what they send."""
 
     fraction: float = Field(0.0, ge=0, lt=1, description="Fraction of all clients that are Byzantine")
-    attack: Literal[tuple([*BYZANTINE_ATTACKS, "label_flip"])] = "sign_flip"  # type: ignore[valid-type]
+    attack: Literal[tuple([*BYZANTINE_ATTACKS, "label_flip"])] = "sign_flip"  # type: ignore[valid-type]  # the allowed names come from the registry
     scale: float | None = Field(None, description="sign_flip / scaling factor")
     sigma: PositiveFloat | None = Field(None, description="gaussian: noise std")
     z: float | None = Field(None, description="alie: z (default from n and f, Baruch et al. eq. 1)")

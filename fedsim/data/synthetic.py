@@ -65,8 +65,11 @@ def synthetic_federated(
         x = mean + rng.normal(0, 1, (n, dim)) * np.sqrt(sigma_diag)
         y = np.argmax(x @ w.T + b, axis=1)  # softmax is monotone: argmax of the logits
         n_train = max(1, int(round((1 - test_fraction) * n)))
-        xs.append(x[:n_train]), ys.append(y[:n_train]), ds.append(np.full(n_train, k))
-        xts.append(x[n_train:]), yts.append(y[n_train:])
+        xs.append(x[:n_train])
+        ys.append(y[:n_train])
+        ds.append(np.full(n_train, k))
+        xts.append(x[n_train:])
+        yts.append(y[n_train:])
     return (
         np.concatenate(xs).astype(np.float32),
         np.concatenate(ys).astype(np.int64),

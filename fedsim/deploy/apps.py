@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -81,7 +81,8 @@ def run_server(grid: Grid, context: Context, config_path: Path) -> None:
     experiment.runtime = runtime
     expected = int(context.run_config.get("expected-nodes", cfg.flower.min_nodes))
     runtime.wait_for_nodes(expected, "the start of the run (--supernodes)")
-    experiment.algorithm = _WithParticipation(experiment.algorithm, runtime)
+    # _WithParticipation is the algorithm by delegation (__getattr__), not by inheritance
+    experiment.algorithm = cast(Algorithm, _WithParticipation(experiment.algorithm, runtime))
     folder = _run_folder(Path(str(context.run_config["run-dir"])))
     print(f"{ROUND_LINE} run folder {folder.path}", flush=True)
 

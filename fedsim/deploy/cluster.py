@@ -5,7 +5,7 @@ writes (``config.toml``, installed apps, logs, certificates) under one directory
 ``FLWR_HOME``, drives runs through the ``flwr`` CLI and stops every process it started, also
 on Ctrl-C, on failure and at interpreter exit.
 
-Facts about flwr 1.42 this relies on (measured, see ``shared/spec/flower-deployment.md``):
+Facts about flwr 1.42 this relies on (measured on that version):
 
 * The SuperLink serves Fleet, Control and Runtime APIs on one HTTP port (``--host/--port``);
   each SuperNode needs its own ``--port`` for its local Runtime API.
@@ -36,7 +36,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import fedsim
 from fedsim.deploy.ports import LOOPBACK, free_port, require_free_port
 from fedsim.deploy.tls import TlsFiles, make_certificates
 from fedsim.errors import FedsimError
@@ -232,11 +231,18 @@ class FlowerCluster:
         proc.wait()
         self.nodes[index] = None
 
+    @property
+    def _bin_dir(self) -> Path:
+        """The folder of the flwr executables (known once the cluster started)."""
+        if self._bin is None:
+            raise FedsimError("the Flower cluster is not started (use it as a context manager or call start())")
+        return self._bin
+
     # ------------------------------------------------------------------ runs
     def flwr(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """Run ``flwr ARGS`` against this cluster's FLWR_HOME."""
         return subprocess.run(
-            [str(self._bin / "flwr"), *args], env=self._env, capture_output=True, text=True, timeout=timeout
+            [str(self._bin_dir / "flwr"), *args], env=self._env, capture_output=True, text=True, timeout=timeout
         )
 
     def submit(self, app_dir: Path, run_config: Path | None = None) -> int:
@@ -307,7 +313,7 @@ class FlowerCluster:
     # ------------------------------------------------------------------ internals
     def _make_env(self) -> dict[str, str]:
         env = dict(os.environ)
-        fedsim_root = str(Path(fedsim.__file__).resolve().parents[1])
+        fedsim_root = str(Path(__file__).resolve().parents[2])  # the folder holding the fedsim package
         env.update(
             {
                 "PATH": os.pathsep.join([str(self._bin), env.get("PATH", "")]),
@@ -369,7 +375,7 @@ class FlowerCluster:
         log = (self.log_dir / f"{name}.log").open("ab")
         try:
             return subprocess.Popen(
-                [str(self._bin / argv[0]), *argv[1:]],
+                [str(self._bin_dir / argv[0]), *argv[1:]],
                 env=self._env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -46,7 +46,7 @@ class UnfoldConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.groups != 1 or self.padding_mode != "zeros" or isinstance(self.padding, str):
             return super().forward(x)
-        return unfold_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)  # type: ignore[arg-type]
+        return unfold_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)  # type: ignore[arg-type]  # Conv2d keeps 2-tuples typed as tuple[int, ...]
 
 
 class FunctionalModel:
@@ -115,7 +115,7 @@ class FunctionalModel:
 @torch.no_grad()
 def evaluate(model: FunctionalModel, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2500) -> tuple[float, float]:
     """Accuracy and mean cross-entropy of ``params`` on ``(x, y)``."""
-    correct, total_loss = 0, 0.0
+    correct, total_loss = 0.0, 0.0
     for start in range(0, len(y), batch_size):
         logits = model.logits(params, x[start : start + batch_size])
         yb = y[start : start + batch_size]

@@ -116,6 +116,7 @@ class ResNet(nn.Module):
     def __init__(self, depth: int = 20, num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32), groups: int = 2) -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)
+        widths: tuple[int, ...]
         if depth in (8, 20):
             widths, blocks = (16, 32, 64), (depth - 2) // 6
         elif depth == 18:

@@ -16,8 +16,8 @@ sampling scheme is accounted by a library analysis made for it:
   exact value; ``dp-accounting``'s PLD accountant has no analysis of this event, so ``prv`` is
   refused for it.
 
-The two theorems printed on the slides are available only with a feasibility flag; neither is
-ever used to set noise silently (spec laplacian-smoothing-dp-fed-ls.md §2.2, §3.3).
+Two noise theorems from lecture slides on DP-Fed-LS and DP-LSSGD (no published statement in this
+form) are available only with a feasibility flag; neither is ever used to set noise silently.
 """
 
 from __future__ import annotations
@@ -181,17 +181,25 @@ def epsilon_from_history(history: Iterable[tuple[float, float, int]], *, delta: 
                          sampling: str = "poisson", population: int | None = None) -> float:
     """Epsilon after composing the history ``[(noise_multiplier, sample_rate, steps), ...]``.
 
-    Args:
-        history: run-length encoded steps of the subsampled Gaussian mechanism.
-        delta: target delta in (0, 1).
-        accountant: ``rdp`` or ``prv`` (Opacus' PRVAccountant; its upper bound, as Opacus
-            returns; Poisson and full sampling only).
-        sampling: ``poisson`` (rate q) and ``full`` (q = 1), add/remove-one adjacency, Opacus;
-            ``uniform`` (round(q N) of N units without replacement), replace-one adjacency,
-            dp-accounting's RDP over :data:`RDP_ORDERS`.
-        population: N, the number of privacy units; required by ``uniform``.
+    Parameters
+    ----------
+    history : iterable of (float, float, int)
+        Run-length encoded steps of the subsampled Gaussian mechanism.
+    delta : float
+        Target delta in (0, 1).
+    accountant : {"rdp", "prv"}
+        ``prv`` is Opacus' PRVAccountant (its upper bound, as Opacus returns; Poisson and full
+        sampling only).
+    sampling : {"poisson", "full", "uniform"}
+        ``poisson`` (rate q) and ``full`` (q = 1): add/remove-one adjacency, Opacus; ``uniform``
+        (round(q N) of N units without replacement): replace-one adjacency, dp-accounting's RDP
+        over :data:`RDP_ORDERS`.
+    population : int, optional
+        N, the number of privacy units; required by ``uniform``.
 
-    Returns:
+    Returns
+    -------
+    float
         Epsilon; 0 for an empty history, ``inf`` if any step had zero noise.
     """
     from opacus.accountants import create_accountant
@@ -210,14 +218,15 @@ def epsilon_from_history(history: Iterable[tuple[float, float, int]], *, delta: 
     if sampling == "uniform":
         from dp_accounting.rdp.rdp_privacy_accountant import compute_epsilon as rdp_to_dp
 
-        rdp = sum(t * _wor_rdp_per_step(z, cohort_size(q, population), int(population)) for z, q, t in entries)
+        assert population is not None  # cohort_size refused a missing population above
+        rdp = sum((t * _wor_rdp_per_step(z, cohort_size(q, population), int(population)) for z, q, t in entries), np.zeros(()))
         eps, _ = rdp_to_dp(list(RDP_ORDERS), rdp, delta)
     elif accountant == "rdp":
         # Opacus' RDPAccountant computes sum_i steps_i * rdp(z_i, q_i); caching the per-step
         # curve keeps a per-round epsilon cheap over thousands of rounds.
         from opacus.accountants.analysis.rdp import get_privacy_spent
 
-        rdp = sum(t * _rdp_per_step(z, q) for z, q, t in entries)
+        rdp = sum((t * _rdp_per_step(z, q) for z, q, t in entries), np.zeros(()))  # sum()'s 0, typed as an array
         eps, _ = get_privacy_spent(orders=list(RDP_ORDERS), rdp=rdp, delta=delta)
     else:
         acc = create_accountant(accountant)
@@ -300,7 +309,7 @@ _DPFEDLS_NOTE = (
 
 
 def slide_theorem_dpfedls(*, tau: float, clip_norm: float, epsilon: float, delta: float, rounds: int) -> SlideNoise:
-    """``nu = 4 tau G / epsilon`` and the theorem's two admissibility conditions (Wang, slides [S000]).
+    """``nu = 4 tau G / epsilon`` and the theorem's two admissibility conditions (lecture slides, unpublished).
 
     Conditions: ``(2 log(1/delta) + (1 + tau) eps)^2 <= 3 (1 - tau) eps^3 / (8 tau^2 T)`` and
     ``eps <= tau sqrt(8 T log(1/delta) / 3)``. They are contradictory as printed, so ``feasible``
@@ -320,7 +329,7 @@ def slide_theorem_dpsgd(*, steps: int, n: int, batch_size: int, clip_norm: float
 
     Conditions: ``a <= log(mu n^3 eps / (5 b^3 T a + mu b n^2 eps))`` and
     ``5 b^2 T a / (mu n^2 eps) >= 1.5``. The DP-LSSGD reference code's noise levels come from the
-    formula with the conditions violated (spec §2.2), which ``feasible`` reports.
+    formula with the conditions violated, which ``feasible`` reports.
     """
     check_delta(delta)
     a = math.log(1 / delta) / ((1 - mu) * epsilon) + 1

@@ -79,20 +79,30 @@ def calibrate_noise_multiplier(*, target_epsilon: float, delta: float, sample_ra
                                population: int | None = None) -> float:
     """Noise multiplier z with ``epsilon(z, q, steps, delta) <= target_epsilon``, close to the smallest such z.
 
-    Args:
-        target_epsilon: epsilon to reach after ``steps`` steps.
-        delta: target delta in (0, 1).
-        sample_rate: q per step.
-        steps: number of steps (>= 1).
-        accountant: ``rdp`` or ``prv``.
-        tolerance: Poisson/full: epsilon within ``tolerance`` below the target (Opacus);
-            uniform: z within ``tolerance / 10`` times the bracket's lower end of the optimum.
-        sampling: ``poisson``, ``uniform`` or ``full``, as in
-            :func:`fedsim.privacy.analysis.epsilon_from_history`.
-        population: N, the number of privacy units; required by ``uniform``.
+    Parameters
+    ----------
+    target_epsilon : float
+        Epsilon to reach after ``steps`` steps.
+    delta : float
+        Target delta in (0, 1).
+    sample_rate : float
+        q per step.
+    steps : int
+        Number of steps (>= 1).
+    accountant : {"rdp", "prv"}
+        The analysis.
+    tolerance : float, default 0.01
+        Poisson/full: epsilon within ``tolerance`` below the target (Opacus); uniform: z within
+        ``tolerance / 10`` times the bracket's lower end of the optimum.
+    sampling : {"poisson", "uniform", "full"}
+        As in :func:`fedsim.privacy.analysis.epsilon_from_history`.
+    population : int, optional
+        N, the number of privacy units; required by ``uniform``.
 
-    Raises:
-        FedsimError: bad inputs, or a target no noise below 1e6 reaches.
+    Raises
+    ------
+    FedsimError
+        Bad inputs, or a target no noise below 1e6 reaches.
     """
     from opacus.accountants.utils import get_noise_multiplier
 

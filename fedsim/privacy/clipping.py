@@ -28,11 +28,16 @@ def check_clip_norm(max_norm: float) -> float:
 def clip_l2(x: torch.Tensor, max_norm: float) -> torch.Tensor:
     """Scale every vector along the last dimension of ``x`` to l2 norm at most ``max_norm``.
 
-    Args:
-        x: ``(d,)`` (one update) or ``(..., d)`` (e.g. per-sample gradients, one row each).
-        max_norm: the clip bound G > 0.
+    Parameters
+    ----------
+    x : Tensor
+        ``(d,)`` (one update) or ``(..., d)`` (e.g. per-sample gradients, one row each).
+    max_norm : float
+        The clip bound G > 0.
 
-    Returns:
+    Returns
+    -------
+    Tensor
         ``x * min(1, G (1 - 1e-6) / ||x||_2)`` row-wise, same shape and dtype.
     """
     g = check_clip_norm(max_norm)

@@ -6,7 +6,7 @@
     lambda_k = 1 + 2 sigma - 2 sigma cos(2 pi k / d) = 1 + 4 sigma sin^2(pi k / d),
 
 and the order-n operator ``I + (-1)^n sigma Delta^n`` has ``lambda_k = 1 + sigma (4 sin^2(pi k/d))^n``.
-Smoothing divides the DFT of ``g`` by ``lambda_k`` (spec laplacian-smoothing-dp-fed-ls.md §1.3, §1.5).
+Smoothing divides the DFT of ``g`` by ``lambda_k`` (the circulant solve of LS-GD, Section 2).
 The eigenvalue formula is used for every d >= 1: d = 1 is the identity, and d = 2 gives
 ``{1, 1 + 4 sigma}`` as the displayed (dense) matrix does. This deliberately differs from the
 authors' stencil code, which writes ``c[1]`` and ``c[-1]`` to the same slot at d = 2 and so gives
@@ -57,15 +57,25 @@ def ls_eigenvalues(d: int, sigma: float, order: int = 1) -> torch.Tensor:
 
 
 def laplacian_smooth(g: torch.Tensor, sigma: float, order: int = 1) -> torch.Tensor:
-    """``A_sigma^{-1} g`` along the last dimension: ``irfft(rfft(g) / lambda)`` (spec §1.3).
+    """``A_sigma^{-1} g`` along the last dimension: ``irfft(rfft(g) / lambda)``.
 
-    Args:
-        g: tensor ``(..., d)``; every row along the last dimension is smoothed on its own.
-        sigma: smoothing strength >= 0 (0 is the identity).
-        order: power n of the Laplacian (1 is the slides' ``A_sigma``).
+    ``A_sigma = I - sigma L`` with ``L`` the periodic 1-D discrete Laplacian is circulant, so the
+    solve is a division in the Fourier basis (Osher et al., "Laplacian Smoothing Gradient
+    Descent", arXiv:1806.06317, Section 2).
 
-    Returns:
-        A tensor of the same shape and dtype as ``g``.
+    Parameters
+    ----------
+    g : Tensor
+        ``(..., d)``; every row along the last dimension is smoothed on its own.
+    sigma : float
+        Smoothing strength >= 0 (0 is the identity).
+    order : int, default 1
+        Power n of the Laplacian (1 is ``A_sigma`` itself).
+
+    Returns
+    -------
+    Tensor
+        The same shape and dtype as ``g``.
     """
     _check(sigma, order)
     d = g.shape[-1]
@@ -85,13 +95,19 @@ def smooth_flat(
 ) -> torch.Tensor:
     """Smooth a flat parameter vector (or a ``(C, d)`` stack of them) in the given mode.
 
-    Args:
-        flat: ``(d,)`` or ``(C, d)`` tensor of flat parameters or updates.
-        sigma: smoothing strength >= 0.
-        order: Laplacian power.
-        mode: ``per_tensor`` smooths each consecutive slice of length ``sizes[i]`` (the model's
-            tensors in flattening order); ``global_flat`` smooths the whole length-d vector.
-        sizes: numel of each parameter tensor, summing to d; required for ``per_tensor``.
+    Parameters
+    ----------
+    flat : Tensor
+        ``(d,)`` or ``(C, d)`` flat parameters or updates.
+    sigma : float
+        Smoothing strength >= 0.
+    order : int, default 1
+        Laplacian power.
+    mode : {"per_tensor", "global_flat"}
+        ``per_tensor`` smooths each consecutive slice of length ``sizes[i]`` (the model's tensors
+        in flattening order); ``global_flat`` smooths the whole length-d vector.
+    sizes : sequence of int, optional
+        Numel of each parameter tensor, summing to d; required for ``per_tensor``.
     """
     if mode == "global_flat":
         return laplacian_smooth(flat, sigma, order)
@@ -104,14 +120,16 @@ def smooth_flat(
 
 
 def _ls_ratio(sigma: float) -> float:
-    # The slides call this alpha; renamed so it is not confused with an RDP order.
+    # Often called alpha; renamed so it is not confused with an RDP order.
     return (2 * sigma + 1 - math.sqrt(4 * sigma + 1)) / (2 * sigma)
 
 
 def ls_gamma(d: int, sigma: float) -> float:
-    """``gamma = (1/d) sum_k 1/lambda_k = (1 + r^d) / ((1 - r^d) sqrt(4 sigma + 1))`` (DP-LSSGD utility table).
+    """``gamma = (1/d) sum_k 1/lambda_k = (1 + r^d) / ((1 - r^d) sqrt(4 sigma + 1))`` (DP-LSSGD's utility bounds).
 
-    ``r = (2 sigma + 1 - sqrt(4 sigma + 1)) / (2 sigma)``; equals ``E[n^T A^{-1} n] / (nu^2 d)``.
+    ``r = (2 sigma + 1 - sqrt(4 sigma + 1)) / (2 sigma)``; equals ``E[n^T A^{-1} n] / (nu^2 d)``
+    (Wang, Gu, Boedihardjo, Wang, Barekat and Osher, "DP-LSSGD: A Stochastic Optimization Method to Lift the
+    Utility in Privacy-Preserving ERM" (arXiv:1906.12056)).
     """
     if sigma == 0:
         return 1.0
@@ -120,10 +138,10 @@ def ls_gamma(d: int, sigma: float) -> float:
 
 
 def ls_beta(d: int, sigma: float) -> float:
-    """``beta = (1/d) sum_k 1/lambda_k^2`` in the slides' closed form, so ``E||A^{-1} n||^2 = nu^2 d beta``.
+    """``beta = (1/d) sum_k 1/lambda_k^2`` in closed form, so ``E||A^{-1} n||^2 = nu^2 d beta``.
 
     ``beta = (2 r^{2d+1} - xi r^{2d} + 2 xi d r^d - 2 r + xi) / (sigma^2 xi^3 (1 - r^d)^2)`` with
-    ``xi = -sqrt(1 + 4 sigma) / sigma`` (DP-LSSGD utility table; spec §2.4).
+    ``xi = -sqrt(1 + 4 sigma) / sigma`` (Wang et al., DP-LSSGD, arXiv:1906.12056).
     """
     if sigma == 0:
         return 1.0

@@ -1,5 +1,5 @@
 """Robustness: adversarial attacks and training objectives, robust evaluation, Byzantine clients,
-robust aggregation and robust gossip (spec section 6; seeds 000, 001, 003)."""
+robust aggregation and robust gossip (each module cites its papers)."""
 
 from fedsim.robustness.aggregators import AGGREGATORS, Aggregator
 from fedsim.robustness.attacks import carlini_wagner_l2, fgm, fgsm, pgd, project

@@ -4,7 +4,7 @@ All attacks are pure functions of ``(model, params, x, y)`` batched over the sam
 FGSM, FGM and PGD use :func:`torch.func.grad` for the input gradient, so they also run under
 ``torch.func.vmap`` over clients (one ``params`` row and one minibatch per client) and inside a
 training objective whose parameter gradient is taken afterwards (the perturbation is then a
-constant, Danskin's theorem; seed 003). Randomness (PGD's random start) enters only through an
+constant, Danskin's theorem; Madry et al. 2018, Appendix A). Randomness (PGD's random start) enters only through an
 explicit ``generator`` or an explicit standard-normal ``start_noise`` tensor, never the global RNG.
 
 ``eps`` is a float or a per-sample ``(B,)`` tensor (used by the minimal-distance bisection of
@@ -12,7 +12,8 @@ explicit ``generator`` or an explicit standard-normal ``start_noise`` tensor, ne
 
 References: Goodfellow, Shlens and Szegedy 2015 (FGSM, arXiv:1412.6572); Madry et al. 2018 (PGD,
 arXiv:1706.06083); Carlini and Wagner 2017 (arXiv:1608.04644); the dual-norm attack direction
-``a . v = ||v||_*`` is seed 001's Theorem 2.2 (spec section 6.2).
+``a . v = ||v||_*`` is the first-order optimal perturbation of Finlay and Oberman
+(arXiv:1905.11468).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def input_gradient(model: LogitModel, params: Tensor, x: Tensor, y: Tensor) -> T
 def dual_direction(g: Tensor, norm: str) -> Tensor:
     """The unit-norm ``a`` maximizing ``a . g``: ``sign(g)`` for l_inf, ``g / ||g||_2`` for l_2.
 
-    Seed 001, Theorem 2.2: the first-order optimal attack of ``max_{||a|| <= eps} l(x + a)`` is
+    Finlay and Oberman (arXiv:1905.11468): the first-order optimal attack of ``max_{||a|| <= eps} l(x + a)`` is
     ``eps a`` with ``a . v = ||v||_*``. A zero gradient gives a zero direction.
     """
     _check_norm(norm)
@@ -100,7 +101,7 @@ def dual_direction(g: Tensor, norm: str) -> Tensor:
 def project(delta: Tensor, eps: float | Tensor, norm: str) -> Tensor:
     """Euclidean projection of each ``delta_i`` onto the ``norm`` ball of radius ``eps``.
 
-    l_inf: coordinatewise clipping to ``[-eps, eps]`` (the prox of seed 003's PGA); l_2: rescaling
+    l_inf: coordinatewise clipping to ``[-eps, eps]`` (the projection step of PGD, Madry et al. 2018); l_2: rescaling
     by ``min(1, eps / ||delta_i||_2)``.
     """
     _check_norm(norm)
@@ -129,7 +130,7 @@ def fgm(
     """Fast gradient method: ``x + eps a(grad_x l)`` with ``a`` the dual-norm direction, clamped.
 
     ``norm="linf"`` is FGSM (Goodfellow et al. 2015); ``norm="l2"`` moves along the normalized
-    gradient (seed 001's ``a^{l2}``). Returns the adversarial inputs (detached).
+    gradient (the l_2 dual direction). Returns the adversarial inputs (detached).
     """
     g = input_gradient(model, params, x, y)
     return _clamp(x + _per_sample(eps, x) * dual_direction(g, norm), bounds).detach()
@@ -138,7 +139,7 @@ def fgm(
 def fgsm(
     model: LogitModel, params: Tensor, x: Tensor, y: Tensor, eps: float | Tensor, bounds: tuple[float, float] | None = None
 ) -> Tensor:
-    """FGSM, ``x + eps sign(grad_x l(x, y))`` (seed 000 / 003 quote; Goodfellow et al. 2015)."""
+    """FGSM, ``x + eps sign(grad_x l(x, y))`` (Goodfellow, Shlens and Szegedy 2015, arXiv:1412.6572)."""
     return fgm(model, params, x, y, eps, "linf", bounds)
 
 
@@ -177,10 +178,9 @@ def pgd(
 ) -> Tensor:
     """Projected gradient ascent on the loss over the ``norm`` ball of radius ``eps`` around ``x``.
 
-    ``delta^{k+1} = Pi_eps(clamp(x + delta^k + alpha a(grad) ) - x)``, the "practitioners'
-    multi-step FGSM" of seed 003 for l_inf and the iterative l_2-projected gradient of seed 001
-    (Madry et al. 2018). Without random start and with ``alpha = eps / steps`` on l_inf it is
-    deck 000's IFGSM^M (plus the projection and clamp the slide omits).
+    ``delta^{k+1} = Pi_eps(clamp(x + delta^k + alpha a(grad) ) - x)``, multi-step FGSM
+    for l_inf and the iterative l_2-projected gradient (Madry et al. 2018). Without random start and
+    with ``alpha = eps / steps`` on l_inf it is IFGSM^M (Kurakin, Goodfellow and Bengio, "Adversarial Examples in the Physical World" (arXiv:1607.02533)), projected and clamped.
 
     Parameters
     ----------
@@ -235,7 +235,7 @@ def carlini_wagner_l2(
     """Carlini-Wagner l2 (untargeted, fixed constant ``c``), Carlini and Wagner 2017, section V.A.
 
     Minimizes ``||x' - x||_2^2 + c max(Z_y - max_{j != y} Z_j, -kappa)`` over ``x' = lo + (hi - lo)
-    (tanh(w) + 1) / 2`` (the change of variables that keeps ``x'`` in the data range; deck 000's
+    (tanh(w) + 1) / 2`` (the change of variables that keeps ``x'`` in the data range, the
     constraint ``x + delta in [0, 1]^n``) with Adam, and returns, per sample, the closest
     misclassified iterate seen (``x`` itself where none was). Not vmappable (an optimizer loop);
     the paper's binary search over ``c`` is left to the caller.

@@ -1,8 +1,9 @@
 """Robust evaluation: accuracy under an attack at given radii, and the minimal adversarial distance.
 
-The two metrics of the decks: robust accuracy under FGSM / IFGSM^20 / C&W at a radius (deck
-000's table) and the median l2 / l_inf distance to the closest adversarial example found plus
-the % error at a fixed radius (seed 001's "AT + Tulip" table). The minimal distance of a sample
+Two metrics: robust accuracy under FGSM / IFGSM^20 / C&W at a radius, and the median l2 / l_inf
+distance to the closest adversarial example found plus the % error at a fixed radius (the
+metrics of Finlay, Calder, Abbasi and Oberman, "Lipschitz Regularized Deep Neural Networks Generalize and Are
+Adversarially Robust" (arXiv:1808.09540)). The minimal distance of a sample
 is found by bisection on the radius of a PGD attack (per sample, batched): the smallest eps in
 ``[0, eps_max]`` at which PGD misclassifies it, to ``eps_max / 2^bisection_steps``; a sample the
 clean model already misclassifies has distance 0 and one PGD cannot break at ``eps_max`` has
@@ -10,7 +11,7 @@ distance ``inf`` (so the median is an upper bound on the true minimal distance o
 PGD is not exact).
 
 Radii here are in input units; :func:`data_range` gives the factor to convert from the data's
-natural [0, 1] pixel range (the decks' units).
+natural [0, 1] pixel range (the units radii are usually quoted in).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ ATTACKS = ("fgsm", "fgm", "pgd", "ifgsm", "cw")
 
 def data_range(x: Tensor) -> tuple[float, float]:
     """``(min, max)`` of the inputs: the clamp bounds, and ``max - min`` converts a pixel-unit eps
-    (a fraction of the data range, as in the decks) to input units for linearly normalized images."""
+    (a fraction of the data range) to input units for linearly normalized images."""
     return float(x.min()), float(x.max())
 
 
@@ -38,8 +39,8 @@ def data_range(x: Tensor) -> tuple[float, float]:
 class AttackSpec:
     """One attack of a robust evaluation (radii in input units).
 
-    ``ifgsm`` is deck 000's IFGSM^M (M = ``steps``): l_inf PGD without random start (step
-    2.5 eps / M, with the projection and clamping the slide omits). ``cw`` ignores ``eps`` for the
+    ``ifgsm`` is IFGSM^M (M = ``steps``; Kurakin, Goodfellow and Bengio, arXiv:1607.02533): l_inf
+    PGD without random start (step 2.5 eps / M, projected onto the ball and clamped to the data range). ``cw`` ignores ``eps`` for the
     attack and counts a success only within ``eps`` in l2.
     """
 

@@ -11,11 +11,12 @@ vectorized runtime's 0/1 padding mask (None: every sample is real); ``noise`` is
 
 With ``eps = 0`` (and ``lam = 0``) every objective equals the plain loss (a test checks it).
 
-References: seed 001 (Oberman, spec section 6.2): J^1 = l + eps ||grad_x l||_1 is first-order
-FGSM (l_inf) adversarial training, J^2 = l + eps ||grad_x l||_2 is l_2 adversarial training,
-J^{2-Lip} = J^2 + lambda max_batch ||grad_x l||_2 ("tulip", Finlay and Oberman 2019,
-arXiv:1905.11468). Adversarial training: Madry et al. 2018 (seed 003's stochastic adversarial
-training, with the inner maximizer held constant in the outer gradient by Danskin's theorem).
+References: Finlay and Oberman, "Scaleable Input Gradient Regularization for Adversarial
+Robustness" (arXiv:1905.11468): J^1 = l + eps ||grad_x l||_1 is first-order FGSM (l_inf)
+adversarial training, J^2 = l + eps ||grad_x l||_2 is l_2 adversarial training;
+J^{2-Lip} = J^2 + lambda max_batch ||grad_x l||_2 ("tulip", Finlay, Calder, Abbasi and Oberman,
+arXiv:1808.09540). Adversarial training: Madry et al. 2018 (arXiv:1706.06083), with the inner
+maximizer held constant in the outer gradient by Danskin's theorem.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class AdversarialObjective(Objective):
             raise FedsimError(f"robustness.training.mix: must be in [0, 1], got {self.mix}")
 
     @property
-    def needs_noise(self) -> bool:  # type: ignore[override]
+    def needs_noise(self) -> bool:  # type: ignore[override]  # a property where the base has a class attribute
         return self.attack == "pgd" and self.random_start
 
     def adversarial(self, model: LogitModel, params: Tensor, x: Tensor, y: Tensor, noise: Tensor | None = None) -> Tensor:
@@ -125,7 +126,7 @@ class AdversarialObjective(Objective):
 
 @dataclass(frozen=True)
 class GradientNormObjective(Objective):
-    """J^q: ``mean_i [l(x_i) + eps ||grad_x l(x_i)||_q]`` by double backpropagation (seed 001).
+    """J^q: ``mean_i [l(x_i) + eps ||grad_x l(x_i)||_q]`` by double backpropagation (Finlay and Oberman, arXiv:1905.11468).
 
     ``q = 1`` (J^1) is first-order l_inf (FGSM) adversarial training, ``q = 2`` (J^2) l_2.
     """
@@ -148,9 +149,9 @@ class GradientNormObjective(Objective):
 
 @dataclass(frozen=True)
 class TulipObjective(GradientNormObjective):
-    """J^{2-Lip} ("tulip"): J^2 + ``lam * max_{i in batch} ||grad_x l(x_i)||_2`` (seed 001).
+    """J^{2-Lip} ("tulip"): J^2 + ``lam * max_{i in batch} ||grad_x l(x_i)||_2`` (arXiv:1808.09540).
 
-    The max over the minibatch stands for the slide's max over the data set (a Lipschitz
+    The max over the minibatch stands for the paper's max over the data set (a Lipschitz
     estimate of the loss in x).
     """
 

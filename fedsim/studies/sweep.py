@@ -40,12 +40,12 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
 
-from fedsim import __version__
+from fedsim._version import __version__
 from fedsim.config.loading import read_yaml, validate_config
 from fedsim.config.schema import ExperimentConfig
 from fedsim.config.sweep import SweepConfig
@@ -519,7 +519,7 @@ def _csv_rows(outcomes: Sequence[TrialOutcome], keys: Sequence[str]) -> tuple[li
     return header, rows
 
 
-def plot_bands(outcomes: Sequence[TrialOutcome], path: Path, title: str = "") -> None:
+def plot_bands(outcomes: Sequence[TrialOutcome], path: Path | IO[bytes], title: str = "") -> None:
     """Mean test accuracy and test loss per round for each grid point, with a +-1 std band over seeds."""
     import matplotlib
 

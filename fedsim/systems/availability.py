@@ -104,7 +104,9 @@ class TraceAvailability:
             if not 0 <= c < num_clients or not (s < e):
                 raise FedsimError(
                     f"systems.availability.trace: {path} line {line}: need 0 <= client < {num_clients} and start < end")
-            owner.append(c), start.append(s), end.append(e)
+            owner.append(c)
+            start.append(s)
+            end.append(e)
         return cls(torch.tensor(owner), torch.tensor(start, dtype=torch.float64), torch.tensor(end, dtype=torch.float64))
 
     def _any_interval(self, clients: torch.Tensor, covers: torch.Tensor) -> torch.Tensor:

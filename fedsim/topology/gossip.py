@@ -2,7 +2,7 @@
 
 Row i of ``X`` is node i's flat parameter vector; a gossip step is ``X <- W @ X`` (see
 :mod:`fedsim.topology.mixing` for the orientation of W). These functions are the matrix forms
-of S002 section 4 and of CHOCO-SGD; the per-node loops exist only in tests and benchmarks.
+of gossip averaging (Xiao and Boyd, "Fast Linear Iterations for Distributed Averaging" (2004)) and of CHOCO-SGD; the per-node loops exist only in tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ def to_torch(matrix: sp.sparray, *, device: torch.device | str = "cpu", dtype: t
 
 
 def gossip(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """One averaging step $X^{t+1} = W X^t$ on the (n, d) node matrix (S002 eq. (270), nodes as rows)."""
+    """One averaging step $X^{t+1} = W X^t$ on the (n, d) node matrix (Xiao and Boyd 2004; nodes as rows)."""
     return w @ x
 
 
 def consensus_distance(x: torch.Tensor) -> float:
-    """Consensus error $e_t = \\frac1n \\sum_i \\|x_i - \\bar x\\|^2$ (S002 eq. (271)), in float64."""
+    """Consensus error $e_t = \\frac1n \\sum_i \\|x_i - \\bar x\\|^2$ (Koloskova et al. 2019), in float64."""
     x = x.double()
     return float(((x - x.mean(dim=0)) ** 2).sum() / x.shape[0])
 

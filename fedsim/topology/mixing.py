@@ -2,9 +2,9 @@
 
 Convention: node i's new value is $\\sum_j W_{ij} x_j$, i.e. ``X <- W @ X`` for the (n, d)
 tensor of all nodes' parameters, so $W_{ij} > 0$ needs an edge $j \\to i$ (or $i = j$). For the
-symmetric matrices of undirected graphs this is the slides' $X^{t+1} = X^t W$ with nodes as
-columns (S002 eq. (270)). Column sums of 1 preserve the node average; row sums of 1 make the
-consensus vector a fixed point.
+symmetric matrices of undirected graphs this is the averaging iteration $X^{t+1} = X^t W$ with
+nodes as columns of Xiao and Boyd, "Fast Linear Iterations for Distributed Averaging" (2004).
+Column sums of 1 preserve the node average; row sums of 1 make the consensus vector a fixed point.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def _symmetric_with_diagonal(graph: nx.Graph, weight: Callable[[np.ndarray, np.n
 def metropolis_hastings(graph: nx.Graph) -> sp.csr_array:
     """Metropolis-Hastings weights $W_{ij} = 1/(1 + \\max(d_i, d_j))$ for each edge, $W_{ii} = 1 - \\sum_{j \\ne i} W_{ij}$.
 
-    This is S002's construction $1/\\max\\{\\deg(i), \\deg(j)\\}$ with the degree counting the
-    self-loop (spec section 4.3). Symmetric, doubly stochastic, nonnegative, positive diagonal.
+    These are the Metropolis weights of Xiao and Boyd (2004), $1/\\max\\{\\deg(i), \\deg(j)\\}$ with
+    the degree counting the self-loop. Symmetric, doubly stochastic, nonnegative, positive diagonal.
 
     Examples
     --------
@@ -150,5 +150,6 @@ def mixing_matrix(graph: nx.Graph, kind: str, gap: float | None = None) -> sp.cs
         n = graph.number_of_nodes()
         if graph.is_directed() or graph.number_of_edges() != n * (n - 1) // 2:
             raise FedsimError("mixing 'parametric' is supported on every pair of nodes; use family 'complete'")
+        assert gap is not None  # checked above: parametric comes with a gap
         return parametric(n, gap)
     return _GRAPH_KINDS[kind](graph)

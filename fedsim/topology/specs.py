@@ -15,7 +15,6 @@ attaches the mixing matrices, validates them and returns the
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -74,54 +73,66 @@ class GraphSpec(BaseModel):
         raise NotImplementedError
 
 
-def _static(builder: Callable[..., nx.Graph], *fields: str) -> Callable[[GraphSpec, int], list[nx.Graph]]:
-    return lambda self, n: [builder(n, *(getattr(self, f) for f in fields))]
-
-
 class RingSpec(GraphSpec):
     family: Literal["ring"] = "ring"
-    graphs = _static(gen.ring_graph)
+
+    def graphs(self, n: int) -> list[nx.Graph]:
+        return [gen.ring_graph(n)]
 
 
 class TorusSpec(GraphSpec):
     family: Literal["torus"] = "torus"
     rows: int | None = None
-    graphs = _static(gen.torus_graph, "rows")
+
+    def graphs(self, n: int) -> list[nx.Graph]:
+        return [gen.torus_graph(n, self.rows)]
 
 
 class GridSpec(GraphSpec):
     family: Literal["grid"] = "grid"
     rows: int | None = None
-    graphs = _static(gen.grid_graph, "rows")
+
+    def graphs(self, n: int) -> list[nx.Graph]:
+        return [gen.grid_graph(n, self.rows)]
 
 
 class CompleteSpec(GraphSpec):
     family: Literal["complete"] = "complete"
-    graphs = _static(gen.complete_graph)
+
+    def graphs(self, n: int) -> list[nx.Graph]:
+        return [gen.complete_graph(n)]
 
 
 class StarSpec(GraphSpec):
     family: Literal["star"] = "star"
-    graphs = _static(gen.star_graph)
+
+    def graphs(self, n: int) -> list[nx.Graph]:
+        return [gen.star_graph(n)]
 
 
 class HypercubeSpec(GraphSpec):
     family: Literal["hypercube"] = "hypercube"
-    graphs = _static(gen.hypercube_graph)
+
+    def graphs(self, n: int) -> list[nx.Graph]:
+        return [gen.hypercube_graph(n)]
 
 
 class RandomRegularSpec(GraphSpec):
     family: Literal["random_regular"] = "random_regular"
     degree: int = 4
     seed: int = 0
-    graphs = _static(gen.random_regular_graph, "degree", "seed")
+
+    def graphs(self, n: int) -> list[nx.Graph]:
+        return [gen.random_regular_graph(n, self.degree, self.seed)]
 
 
 class ErdosRenyiSpec(GraphSpec):
     family: Literal["erdos_renyi"] = "erdos_renyi"
     p: float | None = None
     seed: int = 0
-    graphs = _static(gen.erdos_renyi_graph, "p", "seed")
+
+    def graphs(self, n: int) -> list[nx.Graph]:
+        return [gen.erdos_renyi_graph(n, self.p, self.seed)]
 
 
 class WattsStrogatzSpec(GraphSpec):
@@ -129,17 +140,23 @@ class WattsStrogatzSpec(GraphSpec):
     k: int = 4
     p: float = 0.1
     seed: int = 0
-    graphs = _static(gen.watts_strogatz_graph, "k", "p", "seed")
+
+    def graphs(self, n: int) -> list[nx.Graph]:
+        return [gen.watts_strogatz_graph(n, self.k, self.p, self.seed)]
 
 
 class ExponentialSpec(GraphSpec):
     family: Literal["exponential"] = "exponential"
-    graphs = _static(gen.exponential_graph)
+
+    def graphs(self, n: int) -> list[nx.Graph]:
+        return [gen.exponential_graph(n)]
 
 
 class DirectedExponentialSpec(GraphSpec):
     family: Literal["directed_exponential"] = "directed_exponential"
-    graphs = _static(gen.directed_exponential_graph)
+
+    def graphs(self, n: int) -> list[nx.Graph]:
+        return [gen.directed_exponential_graph(n)]
 
 
 class OnePeerExponentialSpec(GraphSpec):

@@ -1,4 +1,6 @@
-"""Second largest eigenvalue modulus and spectral gap of mixing matrices (S002 section 4.5)."""
+"""Second largest eigenvalue modulus and spectral gap of mixing matrices (the gap as defined by
+Koloskova, Stich and Jaggi, "Decentralized Stochastic Optimization and Gossip Algorithms with
+Compressed Communication" (ICML 2019))."""
 
 from __future__ import annotations
 
@@ -81,7 +83,7 @@ def second_eigenvalue_modulus(matrix: np.ndarray | sp.sparray, method: str = "au
 
 
 def spectral_gap(matrix: np.ndarray | sp.sparray, method: str = "auto") -> float:
-    """Spectral gap $\\rho = 1 - |\\lambda_2(W)|$ (S002 section 4.5), clipped to ``[0, 1]``.
+    """Spectral gap $\\rho = 1 - |\\lambda_2(W)|$ (Koloskova et al. 2019), clipped to ``[0, 1]``.
 
     $\\rho = 1$ for $W = \\mathbf{1}\\mathbf{1}^\\top/n$ and $\\rho = 0$ for a disconnected graph.
     For symmetric W the consensus error contracts as $e_{t+1} \\le (1-\\rho)^2 e_t$.

@@ -1,4 +1,6 @@
-"""Validation of mixing matrices against the conditions of S002 section 4.2."""
+"""Validation of mixing matrices against the conditions decentralized SGD assumes (e.g. Koloskova,
+Loizou, Boreiri, Jaggi and Stich, "A Unified Theory of Decentralized SGD with Changing Topology and
+Local Updates", ICML 2020, Assumption 4)."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ def _support_outside(matrix: sp.csr_array, graph: nx.Graph) -> tuple[int, int] |
 def validate_mixing(matrix: sp.csr_array, graph: nx.Graph, *, check_connectivity: bool = True, tol: float = TOL) -> None:
     """Check that ``matrix`` is a valid mixing matrix for ``graph``.
 
-    Conditions (spec section 4.2): square of the graph's size, nonnegative, positive diagonal,
+    Conditions: square of the graph's size, nonnegative, positive diagonal,
     symmetric when the graph is undirected, every row and column sums to 1 within ``tol``,
     support inside edges plus diagonal, and the graph connected (strongly, if directed).
 

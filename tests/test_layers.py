@@ -13,8 +13,6 @@ import subprocess
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
-
 from tests.helpers import PYTHON, REPO, subprocess_env
 
 PACKAGE = REPO / "fedsim"
@@ -82,23 +80,8 @@ def import_graph() -> dict[str, set[str]]:
     return dict(graph)
 
 
-def test_every_unit_has_a_layer() -> None:
-    units = {_unit(_module_name(p)) for p in PACKAGE.rglob("*.py")}
-    missing = sorted(units - set(RANK))
-    assert not missing, f"add {missing} to a layer in tests/test_layers.py"
-
-
-def test_no_upward_import() -> None:
-    upward = [
-        f"{src} (layer {RANK[src]}) imports {dst} (layer {RANK[dst]})"
-        for src, targets in import_graph().items() for dst in sorted(targets)
-        if src in RANK and dst in RANK and RANK[dst] > RANK[src]
-    ]
-    assert not upward, "upward imports:\n" + "\n".join(upward)
-
-
-def test_no_cycle_between_top_level_units() -> None:
-    graph = import_graph()
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``graph`` (as a path that returns to its start), or None (depth-first search)."""
     state: dict[str, int] = {}  # 1: on the stack, 2: done
     stack: list[str] = []
 
@@ -116,7 +99,33 @@ def test_no_cycle_between_top_level_units() -> None:
 
     for start in sorted(graph):
         if start not in state and (cycle := visit(start)):
-            pytest.fail("import cycle: " + " -> ".join(cycle))
+            return cycle
+    return None
+
+
+def test_find_cycle_finds_one() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_every_unit_has_a_layer() -> None:
+    units = {_unit(_module_name(p)) for p in PACKAGE.rglob("*.py")}
+    missing = sorted(units - set(RANK))
+    assert not missing, f"add {missing} to a layer in tests/test_layers.py"
+
+
+def test_no_upward_import() -> None:
+    upward = [
+        f"{src} (layer {RANK[src]}) imports {dst} (layer {RANK[dst]})"
+        for src, targets in import_graph().items() for dst in sorted(targets)
+        if src in RANK and dst in RANK and RANK[dst] > RANK[src]
+    ]
+    assert not upward, "upward imports:\n" + "\n".join(upward)
+
+
+def test_no_cycle_between_top_level_units() -> None:
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
 def _runtime_imports(path: Path) -> set[str]:
@@ -132,24 +141,8 @@ def test_no_module_level_import_cycle() -> None:
     """No two modules import each other at import time (the config/schema <-> config/decentralized kind)."""
     modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
     graph = {name: {m for m in _runtime_imports(path) if m in modules} for name, path in modules.items()}
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
-            if nxt not in state and (cycle := visit(nxt)):
-                return cycle
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for start in sorted(graph):
-        if start not in state and (cycle := visit(start)):
-            pytest.fail("import cycle: " + " -> ".join(cycle))
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
 def test_the_walker_sees_lazy_relative_and_type_checking_imports() -> None:

@@ -234,3 +234,11 @@ def test_custom_npz_and_pt_with_client_ids(tmp_path):
         load_dataset("custom", path=str(tmp_path / "bad.npz"))
     tokens = Dataset.from_arrays(rng.integers(0, 30, (50, 12)), rng.integers(0, 30, 50))
     assert tokens.kind == "sequence" and tokens.vocab_size <= 30 and tokens.x_train.dtype == np.int64
+
+
+@pytest.mark.parametrize("name", ["fashion_quickstart", "fashion_cnn", "synthetic_fedprox", "cifar10_resnet", "femnist_cnn", "shakespeare_lstm"])
+def test_shipped_data_configs_validate(name):
+    from fedsim.experiment import resolve_config
+
+    cfg = resolve_config(Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml")
+    assert name.startswith(cfg.data.dataset.replace("_mnist", ""))

@@ -152,17 +152,21 @@ class CharLSTM(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim)
         self.hidden = hidden
-        self.cells = nn.ModuleList(nn.Linear((embed_dim if i == 0 else hidden) + hidden, 4 * hidden) for i in range(layers))
+        # torch.nn.LSTM's parameterisation: input-to-gates (with bias) and hidden-to-gates weights.
+        self.ih = nn.ModuleList(nn.Linear(embed_dim if i == 0 else hidden, 4 * hidden) for i in range(layers))
+        self.hh = nn.ModuleList(nn.Linear(hidden, 4 * hidden, bias=False) for _ in range(layers))
         self.fc = nn.Linear(hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seq = self.embed(x.long())  # (N, T, E)
-        for cell in self.cells:
+        for ih, hh in zip(self.ih, self.hh):
+            # The input projections of all positions in one matmul; only h @ W_hh stays in the loop.
+            # unbind, not gates_in[:, t]: the backward of T slices would zero-fill T full-size gradients.
             h = seq.new_zeros(seq.shape[0], self.hidden)
             c = h
             outs = []
-            for t in range(seq.shape[1]):
-                i, f, g, o = cell(torch.cat([seq[:, t], h], dim=1)).chunk(4, dim=1)
+            for step in ih(seq).unbind(1):
+                i, f, g, o = (step + hh(h)).chunk(4, dim=1)
                 c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
                 h = torch.sigmoid(o) * torch.tanh(c)
                 outs.append(h)

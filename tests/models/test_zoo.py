@@ -31,11 +31,10 @@ def test_char_lstm_equals_torch_lstm_with_the_same_weights():
     model = CharLSTM(vocab_size=80, num_classes=80, embed_dim=8, hidden=16, layers=2)
     ref = torch.nn.LSTM(8, 16, 2, batch_first=True)
     with torch.no_grad():
-        for i, cell in enumerate(model.cells):
-            in_dim = cell.in_features - 16
-            getattr(ref, f"weight_ih_l{i}").copy_(cell.weight[:, :in_dim])
-            getattr(ref, f"weight_hh_l{i}").copy_(cell.weight[:, in_dim:])
-            getattr(ref, f"bias_ih_l{i}").copy_(cell.bias)
+        for i, (ih, hh) in enumerate(zip(model.ih, model.hh)):
+            getattr(ref, f"weight_ih_l{i}").copy_(ih.weight)
+            getattr(ref, f"weight_hh_l{i}").copy_(hh.weight)
+            getattr(ref, f"bias_ih_l{i}").copy_(ih.bias)
             getattr(ref, f"bias_hh_l{i}").zero_()
     x = torch.randint(0, 80, (5, 12))
     out, _ = ref(model.embed(x))

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["FedsimError", "Terminated", "raise_terminated"]
+__all__ = ["FedsimError", "Terminated", "raise_terminated", "sigterm_received"]
+
+_SIGTERM: list[int] = []  # set once a SIGTERM arrived (typer reports every KeyboardInterrupt as exit 130)
 
 
 class FedsimError(Exception):
@@ -27,4 +29,10 @@ class Terminated(KeyboardInterrupt):
 
 def raise_terminated(signum: int, frame: Any) -> None:
     """A ``signal.signal`` handler: turn SIGTERM into :class:`Terminated`."""
+    _SIGTERM.append(signum)
     raise Terminated
+
+
+def sigterm_received() -> bool:
+    """Whether :func:`raise_terminated` ran in this process (the CLI then exits with 143, not 130)."""
+    return bool(_SIGTERM)

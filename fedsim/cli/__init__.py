@@ -17,7 +17,7 @@ from typing import Any
 import typer
 
 from fedsim.cli.app import EXIT_TERMINATED, app
-from fedsim.errors import FedsimError, Terminated
+from fedsim.errors import FedsimError, Terminated, sigterm_received
 
 __all__ = ["app", "main"]
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         chain = (exc, exc.__cause__, exc.__context__)
         if isinstance(exc, _EXITS) and not any(isinstance(e, KeyboardInterrupt) for e in chain):
             sys.exit(exc.exit_code)
-        terminated = any(isinstance(e, Terminated) for e in chain)
+        terminated = sigterm_received() or any(isinstance(e, Terminated) for e in chain)
         print("terminated" if terminated else "interrupted", file=sys.stderr)
         sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     except _USAGE_ERROR as exc:
@@ -84,4 +84,6 @@ def main(argv: list[str] | None = None) -> None:
     except _CLICK_EXCEPTION as exc:
         print(f"error: {' '.join(exc.format_message().split())}", file=sys.stderr)  # type: ignore[attr-defined]  # a click.ClickException, looked up lazily
         sys.exit(EXIT_USAGE)
-    sys.exit(result if isinstance(result, int) else 0)
+    code = result if isinstance(result, int) else 0
+    # typer reports any KeyboardInterrupt, so also a SIGTERM caught inside a run (sweep, study), as 130.
+    sys.exit(EXIT_TERMINATED if code == EXIT_INTERRUPTED and sigterm_received() else code)

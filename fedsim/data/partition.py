@@ -26,6 +26,25 @@ def iid_partition(labels: np.ndarray, num_clients: int, rng: np.random.Generator
     return [np.sort(part) for part in np.array_split(perm, num_clients)]
 
 
+def _class_dirichlet_split(
+    labels: np.ndarray, conc: np.ndarray, rng: np.random.Generator, min_size: int, max_tries: int
+) -> list[np.ndarray] | None:
+    """Deal every class's shuffled samples by proportions ``p_c ~ Dir(conc)`` over the clients; redraw
+    until each client has ``min_size`` samples (None after ``max_tries`` draws)."""
+    by_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    for _ in range(max_tries):
+        parts: list[list[np.ndarray]] = [[] for _ in range(len(conc))]
+        for idx in by_class:
+            idx = rng.permutation(idx)
+            cuts = (np.cumsum(rng.dirichlet(conc)) * len(idx)).astype(int)[:-1]
+            for client, chunk in enumerate(np.split(idx, cuts)):
+                parts[client].append(chunk)
+        out = [np.sort(np.concatenate(p)) for p in parts]
+        if min(len(p) for p in out) >= min_size:
+            return out
+    return None
+
+
 def dirichlet_partition(
     labels: np.ndarray,
     num_clients: int,
@@ -46,17 +65,9 @@ def dirichlet_partition(
         raise FedsimError(f"data.partition.alpha: must be > 0, got {alpha}")
     if min_size * num_clients > len(labels):
         raise FedsimError(f"data.partition.min_size: {min_size} x {num_clients} clients exceeds {len(labels)} samples")
-    by_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
-    for _ in range(max_tries):
-        parts: list[list[np.ndarray]] = [[] for _ in range(num_clients)]
-        for idx in by_class:
-            idx = rng.permutation(idx)
-            cuts = (np.cumsum(rng.dirichlet(np.full(num_clients, alpha))) * len(idx)).astype(int)[:-1]
-            for client, chunk in enumerate(np.split(idx, cuts)):
-                parts[client].append(chunk)
-        out = [np.sort(np.concatenate(p)) for p in parts]
-        if min(len(p) for p in out) >= min_size:
-            return out
+    out = _class_dirichlet_split(labels, np.full(num_clients, float(alpha)), rng, min_size, max_tries)
+    if out is not None:
+        return out
     raise FedsimError(
         f"data.partition: no Dirichlet(alpha={alpha}) split gave every one of {num_clients} clients "
         f"{min_size} samples in {max_tries} tries; raise alpha or lower min_size"
@@ -189,17 +200,9 @@ def dirichlet_quantity_partition(
         raise FedsimError(f"data.partition.alpha: must be > 0, got {alpha}")
     sizes = quantity_sizes(len(labels), num_clients, rng, law=law, sigma=sigma, exponent=exponent, min_size=min_size)
     conc = alpha * num_clients * sizes / sizes.sum()
-    by_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
-    for _ in range(max_tries):
-        parts: list[list[np.ndarray]] = [[] for _ in range(num_clients)]
-        for idx in by_class:
-            idx = rng.permutation(idx)
-            cuts = (np.cumsum(rng.dirichlet(conc)) * len(idx)).astype(int)[:-1]
-            for client, chunk in enumerate(np.split(idx, cuts)):
-                parts[client].append(chunk)
-        out = [np.sort(np.concatenate(p)) for p in parts]
-        if min(len(p) for p in out) >= min_size:
-            return out
+    out = _class_dirichlet_split(labels, conc, rng, min_size, max_tries)
+    if out is not None:
+        return out
     raise FedsimError(
         f"data.partition: no Dirichlet-quantity split (alpha={alpha}, law={law}) gave every one of {num_clients} clients "
         f"{min_size} samples in {max_tries} tries; raise alpha or lower min_size"

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from fedsim.output import finite_or_none, strict_dumps
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 
 def strict_load(text: str) -> object:

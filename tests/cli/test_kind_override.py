@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 
 @pytest.fixture

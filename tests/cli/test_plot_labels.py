@@ -12,7 +12,7 @@ import yaml
 from fedsim.config.loading import dump_config, validate_config
 from fedsim.plotting import plot_comparison, plot_curves, run_labels
 from fedsim.topology.plot import plot_graph
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 
 import yaml
 
-from tests.conftest import PYTHON, REPO, small_config, subprocess_env
+from tests.helpers import PYTHON, REPO, small_config, subprocess_env
 
 
 def test_sigterm_after_first_round(tmp_path):

@@ -15,7 +15,7 @@ import yaml
 
 from fedsim.checkpoint import CHECKPOINT_FILE
 from fedsim.experiment import run
-from tests.conftest import PYTHON, REPO, small_config, subprocess_env
+from tests.helpers import PYTHON, REPO, small_config, subprocess_env
 
 
 def config_file(tmp: Path, text: str | None = None, **patch: object) -> Path:

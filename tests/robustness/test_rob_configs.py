@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fedsim.config.loading import load_config
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 CONFIGS = {
     "robust_adversarial": ("fedavg", "adversarial", None),

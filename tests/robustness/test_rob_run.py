@@ -10,7 +10,7 @@ import pytest
 from fedsim.errors import FedsimError
 from fedsim.experiment import run
 from fedsim.output import read_metrics
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tests.helpers import assert_rows_close
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from fedsim.runtimes.ray_runtime import _proc_stats
-from tests.conftest import PYTHON, REPO, small_config, subprocess_env
+from tests.helpers import PYTHON, REPO, small_config, subprocess_env
 
 pytest.importorskip("ray")
 pytestmark = pytest.mark.slow  # starts Ray: a minute or more on two loaded cores

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Written into the page's DOM after load: the natural width of every image (0 = did not decode).

@@ -14,6 +14,7 @@ import yaml
 from fedsim.config.sweep import SweepConfig
 from fedsim.output import read_metrics
 from fedsim.studies.sweep import expand, isolated, mean_std, plan, run_sweep, run_trial, _job
+from tests.helpers import without_wall
 
 GRID = ["--grid", "algorithm.lr=0.05,0.1", "--grid", "data.partition.alpha=0.1,1", "--seeds", "0,1"]
 
@@ -39,10 +40,6 @@ def write(tmp_path, cfg: dict, name: str = "base.yaml"):
 def csv_rows(out) -> list[dict]:
     with (out / "sweep.csv").open() as fh:
         return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(fh)]
-
-
-def without_wall(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
 
 
 def test_expand_product_zip_and_seeds(tmp_path):

@@ -9,7 +9,7 @@ import yaml
 
 from fedsim.output import read_metrics
 
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 
 def test_tensorboard_and_mlflow_read_back(tmp_path, cli, monkeypatch):

@@ -143,6 +143,7 @@ class VectorizedRuntime(SerialRuntime):
         # outside vmap (a vmapped F.cross_entropy costs a one-time 0.4-0.7 s lazy import inside
         # torch, and is no faster).
         self._cohort_logits = vmap(lambda tensors, x: functional_call(module, tensors, (x,)))
+        self._module = module
         self._buffers: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def run_cohort(
@@ -203,6 +204,10 @@ class VectorizedRuntime(SerialRuntime):
             steps=steps.cpu().long(),
             states=states,
         )
+
+    def _one_logits(self, tensors: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
+        """``_cohort_logits`` for a cohort of one, without vmap."""
+        return functional_call(self._module, {name: t[0] for name, t in tensors.items()}, (xb[0],))[None]
 
     def _gather_buffers(self, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Minibatch buffers of ``rows`` samples, reused across steps and rounds (no fresh allocation per step)."""
@@ -292,7 +297,9 @@ class VectorizedRuntime(SerialRuntime):
                 losses, grads = self._objective_step(objective, wk, xb, yb.view(k, batch), weight[:k, s], gens, batch)
             else:
                 tensors = {name: wk[:, sl].unflatten(1, shape).detach().requires_grad_(True) for name, shape, sl in layout}
-                logits = self._cohort_logits(tensors, xb)
+                # One client left (the long tail of a skewed cohort): the plain forward, without
+                # vmap's per-operator dispatch, which then costs more than it batches.
+                logits = self._one_logits(tensors, xb) if k == 1 else self._cohort_logits(tensors, xb)
                 per_sample = F.cross_entropy(logits.reshape(k * batch, -1), yb, reduction="none")
                 losses = (per_sample.view(k, batch) * weight[:k, s]).sum(1) / count[:k, s]
                 grads = torch.autograd.grad(losses.sum(), tuple(tensors.values()))

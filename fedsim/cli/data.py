@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -63,7 +62,8 @@ def show(
     if plot is not None:
         plot_label_heatmap(summary, plot)
     if as_json:
-        typer.echo(json.dumps(summary, indent=1))  # plain: rich would wrap long lines
+        from fedsim.output import strict_dumps  # non-finite floats as null: strict JSON
+        typer.echo(strict_dumps(summary, indent=1))  # plain: rich would wrap long lines
         return
     head = Table(title=f"{cfg.data.dataset}, partition {cfg.data.partition.kind}", show_header=False)
     for key, value in [

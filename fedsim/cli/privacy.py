@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Optional
@@ -54,7 +53,8 @@ def _scheme(sampling: str, sample_rate: Optional[float], population: Optional[in
 
 def _emit(record: dict, as_json: bool, line: str) -> None:
     if as_json:
-        typer.echo(json.dumps(record))
+        from fedsim.output import strict_dumps  # non-finite floats as null: strict JSON
+        typer.echo(strict_dumps(record))
     else:
         typer.echo(line)
         typer.echo(f"  {record['note']}")
@@ -126,7 +126,8 @@ def audit(
 
     report = audit_run(run_dir, canaries=canaries, confidence=confidence, members=members)
     if as_json:
-        typer.echo(json.dumps(report))
+        from fedsim.output import strict_dumps  # non-finite floats as null: strict JSON
+        typer.echo(strict_dumps(report))
         return
     acc = report["accounted"]
     typer.echo(f"accounted epsilon  {acc['epsilon_ledger']:.4g} (ledger), {acc['epsilon_recomputed']:.4g} "

@@ -3,7 +3,6 @@ distance, of a finished run's model (its ``params.pt``)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -72,7 +71,8 @@ def eval_(
         raise FedsimError(f"{params_path}: {tuple(params.shape)} parameters, the run's model has {tuple(experiment.initial_params.shape)}")
     report = experiment.evaluate_robust(params, section)
     if as_json:
-        typer.echo(json.dumps({"run_dir": str(run_dir), "samples": samples, **report}))
+        from fedsim.output import strict_dumps  # non-finite floats as null: strict JSON
+        typer.echo(strict_dumps({"run_dir": str(run_dir), "samples": samples, **report}))
         return
     from rich.console import Console
     from rich.table import Table

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,7 +83,8 @@ def show(
     except FedsimError as err:
         raise _fail(err) from None
     if as_json:
-        typer.echo(json.dumps(info))
+        from fedsim.output import strict_dumps  # non-finite floats as null: strict JSON
+        typer.echo(strict_dumps(info))
         return
     from rich.console import Console
     from rich.table import Table

@@ -5,7 +5,7 @@ generator, its state). That is what lets one algorithm run serially, vectorized 
 inside a Flower ClientApp, with identical results.
 """
 
-from fedsim.client.local import LocalResult, LocalSGD, local_sgd, minibatch_schedule, sgd_step
+from fedsim.client.local import LocalResult, LocalSGD, local_sgd, minibatch_schedule, schedule_shape, sgd_step, sgd_step_
 from fedsim.client.state import ClientStateStore
 from fedsim.client.task import ClientContext, ClientResult, ClientTask, UpdateTransform, train_client
 
@@ -19,6 +19,8 @@ __all__ = [
     "UpdateTransform",
     "local_sgd",
     "minibatch_schedule",
+    "schedule_shape",
     "sgd_step",
+    "sgd_step_",
     "train_client",
 ]

@@ -144,11 +144,12 @@ def sgd_step_(
     """
     if local.clip_radius is not None:
         raise ValueError("sgd_step_: clipping needs the whole vector; use sgd_step")
+    # Fused adds (one temporary each) rather than scalar products: this runs once per tensor per step.
     direction = grad
     if local.weight_decay:
-        direction = direction + local.weight_decay * w
+        direction = direction.add(w, alpha=local.weight_decay)
     if local.prox_mu:
-        direction = direction + local.prox_mu * (w - w_global)
+        direction = direction.add(w - w_global, alpha=local.prox_mu)
     if correction is not None:
         direction = direction + correction
     if mask is not None:

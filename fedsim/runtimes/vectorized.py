@@ -2,15 +2,18 @@
 
 Client ``c``'s parameters are row ``c`` of a ``(C, d)`` matrix. Every local step gathers each
 client's minibatch into a ``(C, B, ...)`` tensor with one indexing operation on the device-resident
-training set, evaluates the per-client losses with ``torch.func.vmap`` over the model, and takes
+training set, evaluates the per-client logits with ``torch.func.vmap`` over the model, and takes
 one autograd pass (clients are independent, so the gradient of the summed losses is the stack of
-per-client gradients). The step itself is :func:`~fedsim.client.sgd_step`, which is elementwise.
+per-client gradients) with respect to per-tensor views of the matrix. The step itself is
+:func:`~fedsim.client.sgd_step_` (in place, tensor by tensor; :func:`~fedsim.client.sgd_step`
+when clipping needs whole rows), which is elementwise.
 
 Minibatches come from :func:`~fedsim.client.minibatch_schedule` with each client's own
 ``(seed, "batches", round, client)`` generator, exactly as in the serial runtime, so both runtimes
-see the same samples in the same order and agree to float tolerance. Unequal client sizes are
-handled by masking: a minibatch slot past a client's last sample has weight zero (the mean loss is
-over the real samples only), and a client whose schedule is exhausted keeps its parameters.
+see the same samples in the same order and agree to float tolerance. Unequal client sizes: a
+minibatch slot past a client's last sample has weight zero (the mean loss is over the real
+samples only), and clients are ordered by step count so that those still training at a step are a
+prefix of the rows, the only ones computed.
 """
 
 from __future__ import annotations

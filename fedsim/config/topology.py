@@ -7,14 +7,16 @@ It names the graph (a family, a YAML spec path or an inline spec, see
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
 from fedsim.config.base import Section
 from fedsim.errors import FedsimError
-from fedsim.topology.specs import GraphSpec, build_topology, load_spec, parse_spec
-from fedsim.topology.topology import Topology
+
+if TYPE_CHECKING:
+    from fedsim.topology.specs import GraphSpec
+    from fedsim.topology.topology import Topology
 
 __all__ = ["TopologySection"]
 
@@ -37,8 +39,13 @@ class TopologySection(Section):
 
     @staticmethod
     def _parse(spec: str | dict[str, Any]) -> GraphSpec:
+        # networkx and scipy load only for a run that has a graph (0.3 s of every start otherwise)
+        from fedsim.topology.specs import load_spec, parse_spec
+
         return load_spec(spec) if isinstance(spec, str) else parse_spec(spec, where="topology.spec")
 
     def build(self, nodes: int) -> Topology:
         """Graphs and validated mixing matrices for ``nodes`` nodes."""
+        from fedsim.topology.specs import build_topology
+
         return build_topology(self._parse(self.spec), nodes, self.mixing, self.gap)

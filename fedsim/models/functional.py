@@ -78,6 +78,11 @@ class FunctionalModel:
         """Whether the module contains 2-D convolutions (the vectorized runtime treats those specially)."""
         return any(isinstance(m, nn.Conv2d) for m in self.module.modules())
 
+    @property
+    def has_recurrence(self) -> bool:
+        """Whether the module runs a time loop (a module class with ``recurrent = True``, the char-LSTM)."""
+        return any(getattr(m, "recurrent", False) for m in self.module.modules())
+
     def with_unfold_convolutions(self) -> nn.Module:
         """A copy of the module whose ``Conv2d`` layers compute by :func:`unfold_conv2d` (same parameter names)."""
         module = copy.deepcopy(self.module)

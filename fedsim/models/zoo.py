@@ -148,6 +148,9 @@ class CharLSTM(nn.Module):
     1997) so ``torch.func.vmap`` can batch it over clients.
     """
 
+    #: A time loop of small matmuls: the vectorized runtime trains it client by client on CPU.
+    recurrent = True
+
     def __init__(self, vocab_size: int = 80, num_classes: int = 80, embed_dim: int = 8, hidden: int = 256, layers: int = 2) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim)

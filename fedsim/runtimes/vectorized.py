@@ -38,9 +38,9 @@ from fedsim.seeding import torch_generators
 
 __all__ = ["CONV_MODES", "CohortSchedule", "VectorizedRuntime", "cohort_schedule"]
 
-#: How the vectorized runtime evaluates a model with convolutions: ``vmap`` (grouped convolution),
-#: ``unfold`` (im2col + batched matmul), ``per_client`` (client by client, as the serial runtime),
-#: ``auto`` (per_client on CPU, vmap elsewhere).
+#: How the vectorized runtime evaluates a model with convolutions or a recurrence: ``vmap`` (grouped
+#: convolution; a batched time loop), ``unfold`` (im2col + batched matmul; convolutions only),
+#: ``per_client`` (client by client, as the serial runtime), ``auto`` (per_client on CPU, vmap elsewhere).
 CONV_MODES = ("auto", "vmap", "unfold", "per_client")
 
 
@@ -117,7 +117,7 @@ class VectorizedRuntime(SerialRuntime):
         Clients trained in one batched pass; bounds activation memory (CNN: about 2.5 MB per
         client at batch 32).
     conv : str (default: "auto")
-        One of :data:`CONV_MODES`: how a model with convolutions is evaluated.
+        One of :data:`CONV_MODES`: how a model with convolutions or a recurrence is evaluated.
     """
 
     def __init__(
@@ -140,7 +140,8 @@ class VectorizedRuntime(SerialRuntime):
         # im2col + bmm 0.48x; a convolutional model therefore trains client by client on CPU.
         if conv == "auto":
             conv = "per_client" if self.device.type == "cpu" else "vmap"
-        self.conv = conv if self.model.has_convolutions else "vmap"
+        # The char-LSTM's batched time loop ran 1.19x serial's time on CPU (benchmarks/model_runtimes.py).
+        self.conv = conv if self.model.has_convolutions or self.model.has_recurrence else "vmap"
         module = self.model.with_unfold_convolutions() if self.conv == "unfold" else self.model.module
         # Only the forward pass is vmapped; the loss is taken on the stacked (C, B, K) logits
         # outside vmap (a vmapped F.cross_entropy costs a one-time 0.4-0.7 s lazy import inside

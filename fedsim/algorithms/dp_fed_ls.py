@@ -31,7 +31,7 @@ from fedsim.privacy.smoothing import SmoothingMode, smooth_flat
 from fedsim.runtimes.base import CohortResult
 from fedsim.seeding import torch_generator
 
-__all__ = ["ClippedClientTask", "Smoothing", "DPFedLS", "budget_stop_reason"]
+__all__ = ["ClippedClientTask", "Smoothing", "DPFedLS", "budget_stop_reason", "privacy_summary"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,14 @@ class Smoothing:
     def __call__(self, flat: torch.Tensor) -> torch.Tensor:
         """``A_sigma^{-order} flat``, per tensor or on the whole vector (post-processing, no privacy cost)."""
         return smooth_flat(flat, self.sigma, order=self.order, mode=self.mode, sizes=self.sizes)
+
+
+def privacy_summary(accountant: PrivacyAccountant, clip_norm: float, smoothing: Smoothing) -> dict[str, object]:
+    """``summary.json``'s ``privacy`` entry: the accountant's ledger plus the clip and the smoothing."""
+    ledger = accountant.ledger()
+    ledger.update(clip_norm=clip_norm, smoothing_sigma=smoothing.sigma, smoothing_order=smoothing.order,
+                  smoothing_mode=smoothing.mode)
+    return {"privacy": ledger}
 
 
 def budget_stop_reason(accountant: PrivacyAccountant, budget: float | None, *, noise_multiplier: float,
@@ -152,10 +160,7 @@ class DPFedLS(FedAvg):
         return metrics
 
     def summary(self) -> dict[str, object]:
-        ledger = self.accountant.ledger()
-        ledger.update(clip_norm=self.clip_norm, smoothing_sigma=self.smoothing.sigma,
-                      smoothing_order=self.smoothing.order, smoothing_mode=self.smoothing.mode)
-        return {"privacy": ledger}
+        return privacy_summary(self.accountant, self.clip_norm, self.smoothing)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "accountant": self.accountant.state_dict()}

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from fedsim.algorithms.base import Algorithm, RoundMetrics, ServerState
-from fedsim.algorithms.dp_fed_ls import Smoothing, budget_stop_reason
+from fedsim.algorithms.dp_fed_ls import Smoothing, budget_stop_reason, privacy_summary
 from fedsim.client.per_sample import ClippedGradientSumTask, per_sample_grads
 from fedsim.errors import FedsimError
 from fedsim.privacy.accountant import PrivacyAccountant
@@ -126,10 +126,7 @@ class DPLSSGD(Algorithm):
                             extra=extra)
 
     def summary(self) -> dict[str, object]:
-        ledger = self.accountant.ledger()
-        ledger.update(clip_norm=self.clip_norm, smoothing_sigma=self.smoothing.sigma,
-                      smoothing_order=self.smoothing.order, smoothing_mode=self.smoothing.mode)
-        return {"privacy": ledger}
+        return privacy_summary(self.accountant, self.clip_norm, self.smoothing)
 
     def state_dict(self) -> dict[str, Any]:
         return {"accountant": self.accountant.state_dict()}

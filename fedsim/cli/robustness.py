@@ -35,10 +35,14 @@ def eval_(
     attack: str = typer.Option("pgd", help="fgsm, fgm, pgd, ifgsm or cw"),
     norm: str = typer.Option("linf", help="linf or l2 (pgd)"),
     eps: str = typer.Option("0.1", help="Comma-separated radii in pixel units (fractions of the data range)"),
-    steps: int = typer.Option(20, help="Attack iterations"),
+    steps: int | None = typer.Option(None, help="Attack iterations (default 20; cw: 100 Adam steps per constant)"),
     samples: int = typer.Option(500, help="Test samples attacked (the first N)"),
     distance: str = typer.Option("l2", help="Comma-separated norms for the median minimal distance ('' for none)"),
     bisection_steps: int = typer.Option(8, help="Bisection steps of the minimal distance"),
+    cw_initial_const: float | None = typer.Option(None, help="cw: first constant c of the binary search (default 1e-3)"),
+    cw_binary_search_steps: int | None = typer.Option(None, help="cw: constants tried per sample (default 9)"),
+    cw_kappa: float | None = typer.Option(None, help="cw: confidence margin kappa (default 0)"),
+    cw_lr: float | None = typer.Option(None, help="cw: Adam step size (default 0.01)"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
 ) -> None:
     """Evaluate RUN_DIR's final model under ATTACK at each EPS, and its median minimal distance."""
@@ -58,8 +62,14 @@ def eval_(
             raise FedsimError(f"--norm/--distance: '{n}' is not a norm (allowed: linf, l2)")
     if attack not in ("fgsm", "fgm", "pgd", "ifgsm", "cw"):
         raise FedsimError(f"--attack: '{attack}' is unknown (allowed: fgsm, fgm, pgd, ifgsm, cw)")
+    cw = {k: v for k, v in (("initial_const", cw_initial_const), ("binary_search_steps", cw_binary_search_steps),
+                            ("kappa", cw_kappa), ("lr", cw_lr)) if v is not None}
+    if cw and attack != "cw":
+        raise FedsimError(f"--cw-{next(iter(cw)).replace('_', '-')}: applies to --attack cw only, not {attack}")
+    if steps is not None and steps < 1 or any(v <= 0 for k, v in cw.items() if k != "kappa") or cw.get("kappa", 0) < 0:
+        raise FedsimError("--steps, --cw-initial-const, --cw-binary-search-steps, --cw-lr: must be > 0; --cw-kappa: >= 0")
     section = RobustEvaluationConfig(
-        attacks=[EvalAttack(attack=attack, norm=norm, eps=_floats(eps, "eps"), steps=steps)],
+        attacks=[EvalAttack(attack=attack, norm=norm, eps=_floats(eps, "eps"), steps=steps, **cw)],
         distance_norms=norms, samples=samples, bisection_steps=bisection_steps,
     )
     raw = read_yaml(config_path)

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+from pydantic_core import PydanticCustomError
 
 from fedsim.config.base import Section
 from fedsim.robustness.aggregators import AGGREGATORS, Aggregator
@@ -92,15 +93,35 @@ class TulipTraining(Section):
 TrainingObjective = Annotated[Union[AdversarialTraining, GradientNormTraining, TulipTraining], Field(discriminator="kind")]
 
 
+CW_OPTIONS = ("initial_const", "binary_search_steps", "kappa", "lr")
+
+
 class EvalAttack(Section):
+    """One attack of ``robustness.evaluation.attacks``; ``cw`` also takes Carlini and Wagner's
+    ``initial_const``, ``binary_search_steps``, ``kappa`` and ``lr`` (their defaults 1e-3, 9, 0, 0.01)."""
+
     attack: Literal["fgsm", "fgm", "pgd", "ifgsm", "cw"] = "pgd"
     norm: Literal["linf", "l2"] = "linf"
     eps: list[NonNegativeFloat] = Field(default_factory=lambda: [0.1], description="Radii in pixel units")
-    steps: PositiveInt = 20
+    steps: PositiveInt | None = Field(None, description="Iterations: default 20, for cw 100 Adam steps per constant")
     random_start: bool = False
+    initial_const: PositiveFloat | None = Field(None, description="cw: first constant c of the binary search")
+    binary_search_steps: PositiveInt | None = Field(None, description="cw: constants tried per sample")
+    kappa: NonNegativeFloat | None = Field(None, description="cw: confidence margin")
+    lr: PositiveFloat | None = Field(None, description="cw: Adam step size")
+
+    @model_validator(mode="after")
+    def _cw_options_only_for_cw(self) -> "EvalAttack":
+        given = [k for k in CW_OPTIONS if getattr(self, k) is not None]
+        if given and self.attack != "cw":
+            raise PydanticCustomError("fedsim", "robustness.evaluation.attacks: {keys} apply to attack cw only, not {attack}",
+                                      {"keys": ", ".join(given), "attack": self.attack})
+        return self
 
     def spec(self) -> AttackSpec:
-        return AttackSpec(self.attack, self.norm, self.steps, self.random_start)
+        steps = self.steps if self.steps is not None else (100 if self.attack == "cw" else 20)
+        cw = {f"cw_{k}": getattr(self, k) for k in CW_OPTIONS if getattr(self, k) is not None}
+        return AttackSpec(self.attack, self.norm, steps, self.random_start, **cw)
 
 
 Norm = Literal["linf", "l2"]

@@ -1,7 +1,7 @@
 """Adversarial examples: FGSM, FGM (l2), PGD (l_inf / l_2, random start) and Carlini-Wagner l2.
 
 All attacks are pure functions of ``(model, params, x, y)`` batched over the samples of ``x``.
-FGSM, FGM and PGD use :func:`torch.func.grad` for the input gradient, so they also run under
+They use :func:`torch.func.grad` for the input gradient (Carlini-Wagner's Adam is written out), so they also run under
 ``torch.func.vmap`` over clients (one ``params`` row and one minibatch per client) and inside a
 training objective whose parameter gradient is taken afterwards (the perturbation is then a
 constant, Danskin's theorem; Madry et al. 2018, Appendix A). Randomness (PGD's random start) enters only through an
@@ -32,6 +32,7 @@ __all__ = [
     "NORMS",
     "LogitModel",
     "carlini_wagner_l2",
+    "cw_margin",
     "dual_direction",
     "fgm",
     "fgsm",
@@ -220,48 +221,102 @@ def pgd(
     return (x + delta).detach()
 
 
+def cw_margin(logits: Tensor, y: Tensor) -> Tensor:
+    """``Z_y - max_{j != y} Z_j`` per sample: Carlini and Wagner's f_6 before the ``max(., -kappa)``.
+
+    Negative exactly where the sample is misclassified (the mask is built by comparison, not
+    ``one_hot``, so it runs under ``vmap``).
+    """
+    mask = torch.arange(logits.shape[1], device=logits.device) == y[:, None]
+    true = (logits * mask).sum(1)
+    other = torch.where(mask, torch.full_like(logits, float("-inf")), logits).amax(1)
+    return true - other
+
+
+def _cw_search(
+    model: LogitModel, params: Tensor, x: Tensor, y: Tensor, w0: Tensor, const: Tensor, kappa: float, steps: int, lr: float,
+    bounds: tuple[float, float],
+) -> tuple[Tensor, Tensor]:
+    """One inner minimization at the per-sample constants ``const``: Adam (Kingma and Ba 2015, eq. of
+    their Algorithm 1) on ``||x'(w) - x||_2^2 + c max(f_6(x'(w)), -kappa)`` from ``w0``.
+
+    Returns the squared distance of the closest iterate with ``f_6 < -kappa`` (``inf`` where none)
+    and that iterate (``x`` where none). Written with :func:`torch.func.grad` and ``torch.where``
+    so it vmaps over clients.
+    """
+    lo, hi = bounds
+    batch = (-1, *([1] * (x.dim() - 1)))
+
+    def objective(w: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
+        x_adv = lo + (hi - lo) * (torch.tanh(w) + 1) / 2
+        dist = (x_adv - x).flatten(1).pow(2).sum(1)
+        margin = cw_margin(model.logits(params, x_adv), y)
+        return (dist + const * margin.clamp_min(-kappa)).sum(), (x_adv, dist, margin)
+
+    w, m, v = w0, torch.zeros_like(w0), torch.zeros_like(w0)
+    best_dist = torch.full_like(const, float("inf"))
+    best = x
+    beta1, beta2 = 0.9, 0.999
+    for t in range(1, steps + 1):
+        g, (x_adv, dist, margin) = grad(objective, has_aux=True)(w)
+        # The iterate the gradient was taken at is judged (as in the paper's reference code).
+        better = (margin < -kappa) & (dist < best_dist)
+        best_dist = torch.where(better, dist, best_dist)
+        best = torch.where(better.reshape(batch), x_adv, best)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        w = w - lr * (m / (1 - beta1**t)) / ((v / (1 - beta2**t)).sqrt() + 1e-8)
+    return best_dist, best.detach()
+
+
 def carlini_wagner_l2(
     model: LogitModel,
     params: Tensor,
     x: Tensor,
     y: Tensor,
     *,
-    c: float = 1.0,
+    initial_const: float = 1e-3,
+    binary_search_steps: int = 9,
     kappa: float = 0.0,
-    steps: int = 100,
+    steps: int = 1000,
     lr: float = 0.01,
     bounds: tuple[float, float] = (0.0, 1.0),
 ) -> Tensor:
-    """Carlini-Wagner l2 (untargeted, fixed constant ``c``), Carlini and Wagner 2017, section V.A.
+    """Carlini-Wagner l2, untargeted (Carlini and Wagner 2017, arXiv:1608.04644, section V.A).
 
     Minimizes ``||x' - x||_2^2 + c max(Z_y - max_{j != y} Z_j, -kappa)`` over ``x' = lo + (hi - lo)
-    (tanh(w) + 1) / 2`` (the change of variables that keeps ``x'`` in the data range, the
-    constraint ``x + delta in [0, 1]^n``) with Adam, and returns, per sample, the closest
-    misclassified iterate seen (``x`` itself where none was). Not vmappable (an optimizer loop);
-    the paper's binary search over ``c`` is left to the caller.
+    (tanh(w) + 1) / 2`` (the change of variables that keeps ``x'`` in the data range) with Adam,
+    for a per-sample constant ``c`` found by binary search as in the authors' reference code: start
+    at ``initial_const``; after each of ``binary_search_steps`` inner runs (each restarted from
+    ``x``), a sample that succeeded sets ``upper = min(upper, c)``, one that failed sets
+    ``lower = max(lower, c)``, and ``c`` becomes ``(lower + upper) / 2`` once an upper bound is known,
+    else ``10 c``. Success means ``max_{j != y} Z_j - Z_y > kappa`` (misclassified with confidence
+    kappa).
+
+    Returns, per sample, the closest successful iterate over all runs; a sample never broken is
+    returned as ``x`` itself (bit for bit: compare with ``x`` to flag failures). Batched over
+    samples (Adam is coordinate-wise, so samples do not interact) and vmappable over clients.
+    ``binary_search_steps = 1`` is the attack at the fixed constant ``initial_const``.
     """
+    if binary_search_steps < 1 or steps < 1:
+        raise FedsimError(f"attack cw: binary_search_steps and steps must be >= 1, got {binary_search_steps}, {steps}")
+    if initial_const <= 0:
+        raise FedsimError(f"attack cw: initial_const must be > 0, got {initial_const}")
     lo, hi = bounds
     x = x.detach()
-    params = params.detach()
-    scaled = ((x - lo) / (hi - lo)).clamp(1e-6, 1 - 1e-6) * 2 - 1
-    w = torch.atanh(scaled).clone().requires_grad_(True)
-    opt = torch.optim.Adam([w], lr=lr)
-    best = x.clone()
-    best_dist = torch.full((x.shape[0],), float("inf"), dtype=x.dtype, device=x.device)
-    onehot = F.one_hot(y, num_classes=model.logits(params, x[:1]).shape[1]).bool()
-    for _ in range(steps):
-        x_adv = lo + (hi - lo) * (torch.tanh(w) + 1) / 2
-        z = model.logits(params, x_adv)
-        true = z[onehot]
-        other = z.masked_fill(onehot, float("-inf")).amax(1)
-        dist = (x_adv - x).flatten(1).pow(2).sum(1)
-        loss = (dist + c * (true - other).clamp_min(-kappa)).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            wrong = z.argmax(1) != y
-            better = wrong & (dist < best_dist)
-            best_dist = torch.where(better, dist, best_dist)
-            best[better] = x_adv[better]
+    params = {k: v.detach() for k, v in params.items()} if isinstance(params, dict) else params.detach()
+    # atanh of the data scaled into (-1, 1); 1e-6 keeps pixels at the bounds finite.
+    w0 = torch.atanh((((x - lo) / (hi - lo)).clamp(1e-6, 1 - 1e-6) * 2 - 1))
+    const = torch.full((x.shape[0],), float(initial_const), dtype=x.dtype, device=x.device)
+    lower, upper = torch.zeros_like(const), torch.full_like(const, float("inf"))
+    best, best_dist = x, torch.full_like(const, float("inf"))
+    for _ in range(binary_search_steps):
+        dist, adv = _cw_search(model, params, x, y, w0, const, kappa, steps, lr, bounds)
+        better = dist < best_dist
+        best_dist = torch.where(better, dist, best_dist)
+        best = torch.where(better.reshape(-1, *([1] * (x.dim() - 1))), adv, best)
+        success = torch.isfinite(dist)
+        upper = torch.where(success, torch.minimum(upper, const), upper)
+        lower = torch.where(success, lower, torch.maximum(lower, const))
+        const = torch.where(torch.isfinite(upper), (lower + upper) / 2, 10 * const)
     return best.detach()

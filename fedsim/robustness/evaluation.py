@@ -40,15 +40,19 @@ class AttackSpec:
     """One attack of a robust evaluation (radii in input units).
 
     ``ifgsm`` is IFGSM^M (M = ``steps``; Kurakin, Goodfellow and Bengio, arXiv:1607.02533): l_inf
-    PGD without random start (step 2.5 eps / M, projected onto the ball and clamped to the data range). ``cw`` ignores ``eps`` for the
-    attack and counts a success only within ``eps`` in l2.
+    PGD without random start (step 2.5 eps / M, projected onto the ball and clamped to the data range). ``cw`` is
+    Carlini-Wagner l2 (:func:`~fedsim.robustness.attacks.carlini_wagner_l2`: ``steps`` Adam steps per
+    constant, ``cw_binary_search_steps`` constants from ``cw_initial_const``, confidence ``cw_kappa``); it
+    ignores ``eps`` for the attack and counts a success only within ``eps`` in l2.
     """
 
     attack: str = "pgd"
     norm: str = "linf"
     steps: int = 20
     random_start: bool = False
-    cw_c: float = 1.0
+    cw_initial_const: float = 1e-3
+    cw_binary_search_steps: int = 9
+    cw_kappa: float = 0.0
     cw_lr: float = 0.01
 
     def __post_init__(self) -> None:
@@ -72,7 +76,8 @@ def attack_batch(
         return pgd(model, params, x, y, eps, norm=norm, steps=spec.steps, random_init=spec.random_start and spec.attack == "pgd",
                    generator=generator, bounds=bounds)
     lo, hi = bounds if bounds is not None else (float(x.min()), float(x.max()))
-    adv = carlini_wagner_l2(model, params, x, y, c=spec.cw_c, steps=max(spec.steps, 1), lr=spec.cw_lr, bounds=(lo, hi))
+    adv = carlini_wagner_l2(model, params, x, y, initial_const=spec.cw_initial_const, binary_search_steps=spec.cw_binary_search_steps,
+                            kappa=spec.cw_kappa, steps=spec.steps, lr=spec.cw_lr, bounds=(lo, hi))
     dist = (adv - x).flatten(1).norm(dim=1)
     e = eps if isinstance(eps, Tensor) else torch.full_like(dist, float(eps))
     keep = (dist <= e).reshape(-1, *([1] * (x.dim() - 1)))

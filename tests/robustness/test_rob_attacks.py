@@ -89,15 +89,59 @@ def test_pgd_vmaps_over_clients_like_a_loop() -> None:
         assert torch.allclose(batched[c], attack(params[c], x[c], y[c], noise[c]), atol=1e-6)
 
 
-def test_carlini_wagner_finds_small_misclassifying_perturbations() -> None:
-    model, params = linear(d=6, k=2)
-    x = torch.rand(16, 6)
-    y = model.logits(params, x).argmax(1)
-    adv = carlini_wagner_l2(model, params, x, y, c=10.0, steps=200, lr=0.05, bounds=(0.0, 1.0))
-    changed = (adv - x).flatten(1).norm(dim=1) > 0
-    assert changed.any()
-    assert (model.logits(params, adv[changed]).argmax(1) != y[changed]).all()
+def boundary_problem(n: int = 10) -> tuple[FunctionalModel, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A binary linear model (float64) and points in [0, 1]^6 whose closest misclassified point is
+    ``|margin| / ||w_1 - w_0||_2`` away, inside the box (the exact l2 distance to the boundary)."""
+    torch.manual_seed(4)
+    model = FunctionalModel(nn.Linear(6, 2).double())
+    params = model.initial_params().double() * 30
+    w = params[:12].view(2, 6)
+    x = 0.5 + 0.1 * torch.randn(n, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    logits = model.logits(params, x)
+    exact = (logits[:, 0] - logits[:, 1]).abs() / (w[1] - w[0]).norm()
+    return model, params, x, logits.argmax(1), exact
+
+
+def test_carlini_wagner_binary_search_approaches_the_exact_boundary_distance_from_above() -> None:
+    model, params, x, y, exact = boundary_problem()
+    adv = carlini_wagner_l2(model, params, x, y, initial_const=1e-3, binary_search_steps=9, steps=200, lr=0.01)
+    assert (model.logits(params, adv).argmax(1) != y).all()
     assert adv.min() >= 0.0 and adv.max() <= 1.0
+    ratio = (adv - x).norm(dim=1) / exact
+    # No misclassified point is closer than the boundary; the search gets within a few percent of it.
+    assert (ratio >= 1 - 1e-9).all() and ratio.median() < 1.02 and ratio.max() < 1.1, ratio
+
+
+def test_carlini_wagner_binary_search_never_does_worse_than_its_fixed_first_constant() -> None:
+    model, params, x, y, _ = boundary_problem()
+    fixed = carlini_wagner_l2(model, params, x, y, initial_const=10.0, binary_search_steps=1, steps=100, lr=0.01)
+    searched = carlini_wagner_l2(model, params, x, y, initial_const=10.0, binary_search_steps=5, steps=100, lr=0.01)
+    d_fixed, d_searched = (fixed - x).norm(dim=1), (searched - x).norm(dim=1)
+    assert (model.logits(params, fixed).argmax(1) != y).all()  # c = 10 breaks every sample, far past the boundary
+    assert (d_searched <= d_fixed + 1e-12).all() and d_searched.sum() < d_fixed.sum()
+
+
+def test_carlini_wagner_failures_return_the_input_unchanged() -> None:
+    model, params, x, y, _ = boundary_problem()
+    # A tiny constant and few steps: the distance term wins and no sample is broken.
+    adv = carlini_wagner_l2(model, params, x, y, initial_const=1e-6, binary_search_steps=1, steps=20)
+    assert torch.equal(adv, x)
+    # With kappa the attack must clear a margin: success implies max_{j != y} Z_j - Z_y > kappa.
+    adv = carlini_wagner_l2(model, params, x, y, initial_const=1.0, binary_search_steps=4, steps=100, kappa=2.0)
+    broken = (adv != x).any(1)
+    z = model.logits(params, adv[broken])
+    assert broken.any() and (z.gather(1, 1 - y[broken, None]) - z.gather(1, y[broken, None]) > 2.0).all()
+
+
+def test_carlini_wagner_vmaps_over_clients_like_a_loop() -> None:
+    model, _ = linear(d=6, k=3)
+    params = torch.randn(3, model.dim) * 3
+    x = torch.rand(3, 4, 6)
+    y = torch.stack([model.logits(params[c], x[c]).argmax(1) for c in range(3)])
+    attack = lambda p, xx, yy: carlini_wagner_l2(model, p, xx, yy, initial_const=0.1, binary_search_steps=3, steps=30)  # noqa: E731
+    batched = vmap(attack)(params, x, y)
+    for c in range(3):
+        assert torch.allclose(batched[c], attack(params[c], x[c], y[c]), atol=1e-6)
 
 
 def test_minimal_distance_on_a_linear_binary_model_is_the_margin_distance() -> None:

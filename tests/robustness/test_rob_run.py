@@ -94,6 +94,13 @@ def test_robustness_eval_command_reproduces_the_summary_and_refuses_bad_input(tm
     summary = json.loads((result.run_dir / "summary.json").read_text())["robustness"]
     for key, value in summary.items():
         assert report[key] == pytest.approx(value, abs=1e-6), key
+    code, out, err = cli("robustness", "eval", str(result.run_dir), "--attack", "cw", "--eps", "0.5,2", "--steps", "30", "--samples", "50",
+                         "--cw-initial-const", "0.1", "--cw-binary-search-steps", "3", "--distance", "", "--json")
+    assert code == 0, err
+    cw = json.loads(out)
+    assert cw["clean_acc"] >= cw["robust_acc/cw/0.5"] >= cw["robust_acc/cw/2"] and cw["robust_acc/cw/2"] < cw["clean_acc"]
+    code, _, err = cli("robustness", "eval", str(result.run_dir), "--attack", "pgd", "--cw-kappa", "1")
+    assert code == 2 and "--cw-kappa" in err and len(err.strip().splitlines()) == 1
     code, _, err = cli("robustness", "eval", str(result.run_dir), "--norm", "l3")
     assert code == 2 and "l3" in err
     code, _, err = cli("robustness", "eval", str(tmp_path / "nowhere"))

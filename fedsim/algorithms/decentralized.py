@@ -106,7 +106,10 @@ class Decentralized(Algorithm):
             train_loss=float(train_loss.double().mean()) if train_loss is not None else float("nan"),
             bytes_up=sent,
             bytes_down=0,
-            extra={"consensus_distance": self.consensus_distance(state.params), "bytes_per_node": sent / self.nodes},
+            # With Byzantine nodes, the honest nodes' consensus (the attackers' rows are theirs to choose).
+            extra={"consensus_distance": self.consensus_distance(state.params if self.byzantine is None else
+                                                                 state.params[self.honest(state.params.device)]),
+                   "bytes_per_node": sent / self.nodes},
         )
 
     @staticmethod

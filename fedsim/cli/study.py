@@ -40,8 +40,12 @@ def topology(
     backend: str = typer.Option("inline", "--backend", help="inline (one after the other here), pool, tune or auto (see fedsim sweep)."),
     parallel: Optional[int] = typer.Option(None, "--parallel", min=1, help="Runs at once (pool, tune)."),
     resume: bool = typer.Option(False, "--resume", help="Skip the runs an earlier study in --out completed."),
+    byzantine_fraction: Optional[str] = typer.Option(None, "--byzantine-fraction", help="Comma-separated Byzantine node fractions "
+                                                     "(dpsgd; attack from robustness.byzantine, e.g. --set robustness.byzantine.attack=alie)."),
+    gossip_rules: Optional[str] = typer.Option(None, "--gossip-rules", help="Comma-separated mixing rules: plain, clipped, trimmed_mean "
+                                               "(options from algorithm.robust_gossip, e.g. --set algorithm.robust_gossip.tau=0.1)."),
 ) -> None:
-    """Run CONFIG for every topology and node count; write study.csv, study.json and two plots."""
+    """Run CONFIG for every topology and node count (and Byzantine fraction and gossip rule); write study.csv, study.json and two plots."""
     from rich.console import Console
     from rich.table import Table
 
@@ -50,16 +54,21 @@ def topology(
     console = Console(stderr=True)
     rows = run_topology_study(
         config, _csv_list(topologies, "topologies", str), _csv_list(nodes, "nodes", int), out=out, target=target,
-        overrides=set_, backend=backend, parallel=parallel, resume=resume, progress=lambda r: console.print(f"{r['topology']} n={r['nodes']}: gap {r['spectral_gap']:.4g}, "
-                                                         f"accuracy {r['final_accuracy']:.4f}"),
+        overrides=set_, backend=backend, parallel=parallel, resume=resume,
+        byzantine_fractions=_csv_list(byzantine_fraction, "byzantine-fraction", float) if byzantine_fraction is not None else (),
+        gossip_rules=_csv_list(gossip_rules, "gossip-rules", str) if gossip_rules is not None else (),
+        progress=lambda r: console.print(f"{r['topology']} n={r['nodes']} f={r['byzantine_fraction']:g} {r['gossip_rule']}: "
+                                         f"gap {r['spectral_gap']:.4g}, accuracy {r['final_accuracy']:.4f}"),
     )
-    table = Table(title=f"topology study ({out})")
-    for column in ("topology", "nodes", "spectral gap", "final consensus dist.", "accuracy (avg model)",
-                   "mean node acc.", f"rounds to {target:g}"):
+    byzantine = byzantine_fraction is not None or gossip_rules is not None
+    table = Table(title=f"topology study ({out})" + ("; consensus and accuracies of the honest nodes" if byzantine else ""))
+    for column in ("topology", "nodes", *(("Byzantine f", "gossip rule") if byzantine else ()), "spectral gap",
+                   "final consensus dist.", "accuracy (avg model)", "mean node acc.", "worst node acc.", f"rounds to {target:g}"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r["topology"], str(r["nodes"]), f"{r['spectral_gap']:.4g}", f"{r['final_consensus_distance']:.3g}",
-                      f"{r['final_accuracy']:.4f}", f"{r['final_node_accuracy_mean']:.4f}",
+        table.add_row(r["topology"], str(r["nodes"]), *((f"{r['byzantine_fraction']:g}", r["gossip_rule"]) if byzantine else ()),
+                      f"{r['spectral_gap']:.4g}", f"{r['final_consensus_distance']:.3g}",
+                      f"{r['final_accuracy']:.4f}", f"{r['final_node_accuracy_mean']:.4f}", f"{r['final_node_accuracy_min']:.4f}",
                       str(r["rounds_to_target"] if r["rounds_to_target"] is not None else "-"))
     Console().print(table)
 

@@ -7,6 +7,11 @@ round, the final accuracies and the rounds until the nodes' mean test accuracy f
 target. It writes ``study.json`` (one object per run, per-round series as lists), ``study.csv``
 (one row per run and round) and two plots: consensus distance against round (log scale) and
 rounds-to-target against 1/gap.
+
+With Byzantine fractions (``robustness.byzantine.fraction``, D-PSGD only) and gossip rules
+(``algorithm.robust_gossip``: plain ``W X``, ClippedGossip or trimmed mean) the grid becomes
+topologies x node counts x fractions x rules; accuracies and consensus distances are then those of
+the honest nodes (:meth:`fedsim.algorithms.decentralized.DecentralizedAlgorithm.honest`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import csv
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from fedsim.config.loading import apply_overrides, read_yaml, validate_config
 from fedsim.config.schema import ExperimentConfig
@@ -26,6 +33,8 @@ from fedsim.studies.sweep import TrialOutcome, load_base, run_sweep
 __all__ = ["run_topology_study", "rounds_to_target", "plot_study"]
 
 DECENTRALIZED = ("gossip", "dpsgd", "choco")
+FRACTION_KEY, RULE_KEY = "robustness.byzantine.fraction", "algorithm.robust_gossip"
+GOSSIP_RULES = ("plain", "clipped", "trimmed_mean")
 
 
 def rounds_to_target(history: Sequence[dict[str, Any]], target: float, key: str = "node_accuracy_mean") -> int | None:
@@ -44,9 +53,16 @@ def _row(outcome: TrialOutcome, target: float) -> dict[str, Any]:
     spec = outcome.trial.point["topology.spec"]
     name = Path(spec).stem if isinstance(spec, str) and spec.endswith((".yaml", ".yml")) else str(spec)
     history, last = outcome.history(), outcome.history()[-1]
+    byzantine = cfg.robustness.byzantine if cfg.robustness is not None else None
+    fraction = byzantine.fraction if byzantine is not None else 0.0
+    rule = getattr(cfg.algorithm, "robust_gossip", None)
     return {
         "topology": name,
         "nodes": nodes,
+        "byzantine_fraction": fraction,
+        "byzantine_nodes": int(round(fraction * nodes)),
+        "attack": byzantine.attack if byzantine is not None and fraction > 0 else "none",
+        "gossip_rule": rule.kind if rule is not None else "plain",
         "mixing": topology.mixing,
         "spectral_gap": topology.spectral_gap(),
         "lambda2": topology.lambda2(),
@@ -68,7 +84,26 @@ def _row(outcome: TrialOutcome, target: float) -> dict[str, Any]:
 def _check(cfg: ExperimentConfig) -> None:
     if cfg.algorithm.kind not in DECENTRALIZED:
         raise FedsimError(f"study topology: algorithm.kind is {cfg.algorithm.kind!r}; allowed: {', '.join(DECENTRALIZED)}")
-    cfg.topology.build(cfg.data.num_clients)
+    topology = cfg.topology.build(cfg.data.num_clients)
+    byzantine = cfg.robustness.byzantine if cfg.robustness is not None else None
+    if byzantine is not None and byzantine.fraction > 0 and cfg.algorithm.kind != "dpsgd":
+        raise FedsimError(f"study topology: Byzantine nodes need algorithm.kind dpsgd, got {cfg.algorithm.kind!r}")
+    rule = getattr(cfg.algorithm, "robust_gossip", None)
+    if rule is not None and rule.kind == "trimmed_mean":
+        # Checked here, not at round 1: every closed neighbourhood must keep a value after trimming.
+        smallest = min(int(np.diff(m.tocsr().indptr).min()) for m in topology.matrices)
+        if smallest <= 2 * rule.trim:
+            raise FedsimError(f"study topology: algorithm.robust_gossip.trim={rule.trim} needs closed neighbourhoods of more than "
+                              f"{2 * rule.trim} nodes; {cfg.topology.spec} with {cfg.data.num_clients} nodes has one of {smallest}")
+
+
+def _rule_values(base: dict[str, Any], rules: Sequence[str]) -> list[dict[str, Any] | None]:
+    """Grid values of ``algorithm.robust_gossip``: None for plain gossip, else the base's options with ``kind``."""
+    unknown = [r for r in rules if r not in GOSSIP_RULES]
+    if unknown:
+        raise FedsimError(f"study topology: gossip rule {unknown[0]!r} is unknown (allowed: {', '.join(GOSSIP_RULES)})")
+    options = dict(base.get("algorithm", {}).get("robust_gossip") or {})
+    return [None if r == "plain" else {**options, "kind": r} for r in rules]
 
 
 SERIES = ("round", "consensus_distance", "test_accuracy", "node_accuracy_mean")
@@ -82,6 +117,12 @@ def _write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
         for row in rows:
             for i in range(len(row["round"])):
                 writer.writerow([*(row[k] for k in scalars), *(row[k][i] for k in SERIES)])
+
+
+def _label(row: dict[str, Any]) -> str:
+    """``ring``, or ``ring f=0.2 clipped`` when the study has Byzantine nodes or robust rules."""
+    extra = f" f={row['byzantine_fraction']:g}" if row["byzantine_fraction"] else ""
+    return row["topology"] + extra + (f" {row['gossip_rule']}" if row["gossip_rule"] != "plain" else "")
 
 
 def plot_study(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
@@ -105,7 +146,7 @@ def plot_study(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
         values = [v if v > floor else float("nan") for v in r["consensus_distance"]]
         exact = all(v != v for v in values)
         ax.plot(r["round"], values, styles[r["nodes"]], color=colors[r["topology"]],
-                label=f"{r['topology']} (n={r['nodes']}, gap={r['spectral_gap']:.3g})" + (": exact consensus" if exact else ""))
+                label=f"{_label(r)} (n={r['nodes']}, gap={r['spectral_gap']:.3g})" + (": exact consensus" if exact else ""))
     ax.set_yscale("log")
     ax.set_xlabel("round")
     ax.set_ylabel("consensus distance $\\frac{1}{n}\\sum_i\\|x_i-\\bar x\\|^2$")
@@ -121,7 +162,7 @@ def plot_study(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
         y = r["rounds_to_target"] if reached else len(r["round"])
         ax.scatter(1.0 / max(r["spectral_gap"], 1e-12), y, color=colors[r["topology"]], marker=markers[r["nodes"]],
                    facecolors=None if reached else "none", s=50)
-        ax.annotate(f"{r['topology']} n={r['nodes']}" + ("" if reached else " (not reached)"),
+        ax.annotate(f"{_label(r)} n={r['nodes']}" + ("" if reached else " (not reached)"),
                     (1.0 / max(r["spectral_gap"], 1e-12), y), fontsize=7, xytext=(4, 4), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("1 / spectral gap")
@@ -141,6 +182,8 @@ def run_topology_study(
     out: str | Path,
     target: float = 0.85,
     overrides: Iterable[str] = (),
+    byzantine_fractions: Sequence[float] = (),
+    gossip_rules: Sequence[str] = (),
     progress: Callable[[dict[str, Any]], None] | None = None,
     backend: str = "inline",
     parallel: int | None = None,
@@ -152,12 +195,24 @@ def run_topology_study(
     (its ``sweep.json``, ``sweep.csv``, ``table.md`` and ``trials/`` are in ``out`` too). Every pair
     is checked (spec and node count) before the first run starts, so a typo fails in a second
     rather than after an hour.
+
+    ``byzantine_fractions`` adds ``robustness.byzantine.fraction`` to the grid (the attack and its
+    options come from the config or ``overrides``: ``robustness.byzantine.attack=...``) and
+    ``gossip_rules`` adds the mixing rule (``plain``, ``clipped``, ``trimmed_mean``; their options
+    from ``algorithm.robust_gossip`` of the config).
     """
     if not topologies or not nodes:
         raise FedsimError("study topology: give at least one topology and one node count")
+    if any(not 0.0 <= f < 1.0 for f in byzantine_fractions):
+        raise FedsimError(f"study topology: Byzantine fractions must be in [0, 1), got {list(byzantine_fractions)}")
     base, _ = load_base(config)
     base = apply_overrides(base, [*overrides, "output.plot=false"])
-    spec = SweepConfig(grid={"topology.spec": list(topologies), "data.num_clients": list(nodes)})
+    grid: dict[str, list[Any]] = {"topology.spec": list(topologies), "data.num_clients": list(nodes)}
+    if byzantine_fractions:
+        grid[FRACTION_KEY] = list(byzantine_fractions)
+    if gossip_rules:
+        grid[RULE_KEY] = _rule_values(base, gossip_rules)
+    spec = SweepConfig(grid=grid)
     result = run_sweep(base, spec, out=out, backend=backend, parallel=parallel, check=_check, plot=False, resume=resume,
                        source=str(config) if isinstance(config, (str, Path)) else "config")
     if result.failed:

@@ -38,15 +38,23 @@ def split_client_holdout(data: FederatedData, fraction: float, seed: int) -> tup
 
 @torch.no_grad()
 def client_accuracies(
-    model: FunctionalModel, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor, holdout: list[torch.Tensor], batch_size: int = 4096
+    model: FunctionalModel, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor, holdout: list[torch.Tensor], batch_size: int = 4096,
+    noise_seed: int | None = None,
 ) -> torch.Tensor:
-    """Accuracy of ``params`` on every client's held-out samples (clients without any are left out)."""
+    """Accuracy of ``params`` on every client's held-out samples (clients without any are left out).
+
+    A noise model's forward noise comes from a generator seeded with ``noise_seed``, batch by batch.
+    """
     sizes = torch.tensor([len(h) for h in holdout])
     owner = torch.repeat_interleave(torch.arange(len(holdout)), sizes)
     idx = torch.cat(holdout).to(x.device)
-    correct = torch.cat(
-        [(model.logits(params, x[idx[s : s + batch_size]]).argmax(1) == y[idx[s : s + batch_size]]).cpu() for s in range(0, len(idx), batch_size)]
-    )
+    batch_size = model.eval_batch_size(batch_size)
+    generator = None if noise_seed is None else torch.Generator().manual_seed(noise_seed)
+    hits = []
+    for s in range(0, len(idx), batch_size):
+        xb, yb = x[idx[s : s + batch_size]], y[idx[s : s + batch_size]]
+        hits.append((model.logits(params, xb, model.draw_noise(len(xb), generator, xb)).argmax(1) == yb).cpu())
+    correct = torch.cat(hits)
     per_client = torch.zeros(len(holdout), dtype=torch.float64).index_add_(0, owner, correct.double())
     keep = sizes > 0
     return per_client[keep] / sizes[keep]

@@ -33,7 +33,7 @@ from fedsim.evaluation import client_accuracies, fairness_metrics, split_client_
 from fedsim.models.functional import FunctionalModel, evaluate
 from fedsim.output import FILE_MODE, RunFolder
 from fedsim.robustness.evaluation import robust_report
-from fedsim.seeding import torch_generator
+from fedsim.seeding import derive_seed, torch_generator
 
 __all__ = ["RunResult", "RunTracker", "Experiment", "resolve_config", "resume", "run"]
 
@@ -117,7 +117,13 @@ class Experiment:
 
     def evaluate(self, params: torch.Tensor) -> tuple[float, float]:
         data = self.runtime.data
-        return evaluate(self.model, params.to(data.x_test.device), data.x_test, data.y_test)
+        return evaluate(self.model, params.to(data.x_test.device), data.x_test, data.y_test, noise_seed=self.eval_noise_seed)
+
+    @property
+    def eval_noise_seed(self) -> int:
+        """Seed of a noise model's evaluation noise, the ``(seed, "eval_noise")`` stream: every evaluation
+        (each round's, the summary's, ``fedsim robustness eval``'s) sees the same realization."""
+        return derive_seed(self.cfg.seed, "eval_noise")
 
     def evaluate_robust(self, params: torch.Tensor, section: RobustEvaluationConfig | None = None, *, per_round: bool = False) -> dict[str, float]:
         """Robust metrics of ``params`` on the first ``samples`` test points (``robustness.evaluation``).
@@ -133,17 +139,20 @@ class Experiment:
         attacks = section.attack_list()
         if per_round:
             spec, radii = attacks[0]
-            return {k: v for k, v in robust_report(self.model, params, x, y, attacks=[(spec, radii[:1])], distance_norms=()).items()
+            return {k: v for k, v in robust_report(self.model, params, x, y, attacks=[(spec, radii[:1])], distance_norms=(),
+                                                       noise_seed=self.eval_noise_seed).items()
                     if k != "clean_acc"}
         return robust_report(self.model, params, x, y, attacks=attacks, distance_norms=tuple(section.distance_norms),
-                             distance_max={str(k): v for k, v in section.distance_max.items()}, bisection_steps=section.bisection_steps, seed_generator=torch_generator(self.cfg.seed, "robust_eval"))
+                             distance_max={str(k): v for k, v in section.distance_max.items()}, bisection_steps=section.bisection_steps, seed_generator=torch_generator(self.cfg.seed, "robust_eval"),
+                             noise_seed=self.eval_noise_seed)
 
     def evaluate_clients(self, params: torch.Tensor) -> dict[str, float]:
         """Mean, 10th percentile and worst accuracy over the clients' held-out splits (if configured)."""
         if self.holdout is None:
             return {}
         data = self.runtime.data
-        return fairness_metrics(client_accuracies(self.model, params.to(data.x_train.device), data.x_train, data.y_train, self.holdout))
+        return fairness_metrics(client_accuracies(self.model, params.to(data.x_train.device), data.x_train, data.y_train, self.holdout,
+                                                  noise_seed=self.eval_noise_seed))
 
     def run(
         self, folder: RunFolder, progress: Callable[[dict[str, Any]], None] | None = None, resume: Checkpoint | None = None,

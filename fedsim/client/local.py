@@ -116,13 +116,18 @@ def objective_noise(objective: Objective | None, batch_size: int, x: torch.Tenso
 
 
 def objective_loss_and_grad(
-    objective: Objective, model: FunctionalModel, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor | None
+    objective: Objective, model: FunctionalModel, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor | None,
+    forward_noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A robust objective's minibatch value and its gradient in the flat parameters."""
+    """A robust objective's minibatch value and its gradient in the flat parameters.
+
+    ``forward_noise``: a noise model's forward noise for this minibatch, fixed for the whole
+    objective (the inner attack sees the same realization as the outer loss).
+    """
     # Per-tensor views, as in FunctionalModel.loss_and_grad (no zero-filled full gradient per tensor).
     named = {name: t.detach().requires_grad_(True) for name, t in model.spec.unflatten(w).items()}
     # Objective types params as a flat Tensor; its model (FunctionalModel.logits) also takes per-tensor views.
-    loss = objective(model, named, x, y, None, None if noise is None else noise[: len(y)])  # type: ignore[arg-type]
+    loss = objective(model.with_noise(forward_noise), named, x, y, None, None if noise is None else noise[: len(y)])  # type: ignore[arg-type]
     grads = torch.autograd.grad(loss, tuple(named.values()))
     return loss.detach(), torch.cat([g.reshape(-1) for g in grads])
 
@@ -167,21 +172,26 @@ def local_sgd(
     correction: torch.Tensor | None = None,
     objective: Objective | None = None,
     noise_generator: torch.Generator | None = None,
+    forward_generator: torch.Generator | None = None,
 ) -> LocalResult:
     """Run local SGD from ``params`` on ``(x, y)``; return the final parameters and the mean minibatch loss.
 
     With ``objective`` (:mod:`fedsim.robustness.training`), each step descends that objective
-    instead of the plain cross-entropy; its randomness comes from ``noise_generator``.
+    instead of the plain cross-entropy; its randomness comes from ``noise_generator``. A model
+    with forward noise (EnResNet) gets a fresh ``(batch_size, noise_numel)`` draw from
+    ``forward_generator`` every step (full rows, as :func:`objective_noise`).
     """
     w = params
     losses = []
     for idx in minibatch_schedule(len(y), local, generator):
         idx = idx.to(x.device)
+        forward = model.draw_noise(local.batch_size, forward_generator, x)
+        forward = None if forward is None else forward[: len(idx)]
         if objective is None:
-            loss, grad = model.loss_and_grad(w, x[idx], y[idx])
+            loss, grad = model.loss_and_grad(w, x[idx], y[idx], forward)
         else:
             noise = objective_noise(objective, local.batch_size, x, noise_generator)
-            loss, grad = objective_loss_and_grad(objective, model, w, x[idx], y[idx], noise)
+            loss, grad = objective_loss_and_grad(objective, model, w, x[idx], y[idx], noise, forward)
         w = sgd_step(w, grad, params, local, correction)
         losses.append(loss)
     mean_loss = torch.stack(losses).mean().item() if losses else float("nan")

@@ -28,8 +28,18 @@ from fedsim.seeding import torch_generator
 __all__ = ["ClippedGradientSumTask", "fixed_lot", "per_sample_grads"]
 
 
-def per_sample_grads(model: FunctionalModel, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``(B, d)`` gradients of each example's loss at the flat ``params`` (torch.func vmap of grad)."""
+def per_sample_grads(
+    model: FunctionalModel, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``(B, d)`` gradients of each example's loss at the flat ``params`` (torch.func vmap of grad).
+
+    ``noise``: a noise model's forward noise, one row per example.
+    """
+    if noise is not None:
+        def noisy_one(p: torch.Tensor, xi: torch.Tensor, yi: torch.Tensor, zi: torch.Tensor) -> torch.Tensor:
+            return model.loss(p, xi.unsqueeze(0), yi.unsqueeze(0), noise=zi.unsqueeze(0))
+
+        return vmap(grad(noisy_one), in_dims=(None, 0, 0, 0))(params, x, y, noise)
 
     def loss_one(p: torch.Tensor, xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
         return model.loss(p, xi.unsqueeze(0), yi.unsqueeze(0))
@@ -94,5 +104,6 @@ class ClippedGradientSumTask(ClientTask):
         if not bool(members.any()):
             return ClientResult(torch.zeros_like(params), 0, float("nan"), bits, 0, state)
         xb, yb = x[members], y[members]
-        total = clip_l2(per_sample_grads(model, params, xb, yb), self.clip_norm).sum(0)
-        return ClientResult(total, len(yb), float(model.loss(params, xb, yb)), bits, 1, state)
+        noise = model.draw_noise(len(yb), ctx.generator("forward_noise"), xb)
+        total = clip_l2(per_sample_grads(model, params, xb, yb, noise), self.clip_norm).sum(0)
+        return ClientResult(total, len(yb), float(model.loss(params, xb, yb, noise=noise)), bits, 1, state)

@@ -73,7 +73,8 @@ class ClientTask:
         ``"client_transform"`` generator and state.
     objective : Objective or None (default: None)
         A robust training objective (adversarial training, J^1/J^2, tulip) replacing the plain
-        minibatch loss; its randomness is the client's ``"objective"`` stream.
+        minibatch loss; its randomness is the client's ``"objective"`` stream. (A model's own
+        forward noise, EnResNet's, is the ``"forward_noise"`` stream.)
     """
 
     local: LocalSGD
@@ -119,6 +120,7 @@ class ClientTask:
         local = local_sgd(
             model, params, x, y, self.local, ctx.generator("batches"), self.correction(state, broadcast),
             self.objective, ctx.generator("objective") if self.objective is not None else None,
+            ctx.generator("forward_noise") if model.noise_numel else None,
         )
         update, bits = self.finish(local.params - params, local.steps, state, broadcast, ctx.generator("client_transform"))
         return ClientResult(update, len(y), local.loss, bits, local.steps, state)

@@ -1,4 +1,10 @@
-"""A module evaluated at a flat parameter vector, and model evaluation."""
+"""A module evaluated at a flat parameter vector, and model evaluation.
+
+A module may take a second forward input, standard-normal ``noise`` of ``noise_numel`` numbers per
+sample (EnResNet's diffusion); it never draws randomness itself. Training draws that noise from
+the client's ``"forward_noise"`` stream, evaluation from a seeded stream (``noise_seed``), so every
+number fedsim reports is reproducible. Models without it (``noise_numel == 0``) are untouched.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,10 @@ from torch.func import functional_call
 from fedsim.errors import FedsimError
 from fedsim.params import ParamSpec
 
-__all__ = ["FunctionalModel", "UnfoldConv2d", "evaluate", "unfold_conv2d"]
+__all__ = ["FixedNoise", "FunctionalModel", "UnfoldConv2d", "evaluate", "unfold_conv2d"]
+
+#: A noise model is evaluated in batches of at most this many noise numbers (64 MB of float32).
+NOISE_BATCH_NUMEL = 1 << 24
 
 
 def unfold_conv2d(
@@ -95,34 +104,91 @@ class FunctionalModel:
         self.module.to(device)
         return self
 
-    def logits(self, params: torch.Tensor | dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """The module's output at ``params``: a flat vector, or its per-tensor views (name -> tensor)."""
-        return functional_call(self.module, params if isinstance(params, dict) else self.spec.unflatten(params), (x,))
+    @property
+    def noise_numel(self) -> int:
+        """Standard-normal numbers per sample the module's forward takes as ``noise`` (0: none)."""
+        return int(getattr(self.module, "noise_numel", 0))
 
-    def loss(self, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    def draw_noise(self, rows: int, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor | None:
+        """``(rows, noise_numel)`` standard normals from ``generator`` (on the CPU, so every device draws the
+        same numbers), in ``like``'s dtype and device; None for a model without noise."""
+        if not self.noise_numel:
+            return None
+        if generator is None:
+            raise FedsimError(f"model: {type(self.module).__name__} takes forward noise, but this code path has no generator for it")
+        return torch.randn(rows, self.noise_numel, generator=generator, dtype=like.dtype).to(like.device)
+
+    def eval_batch_size(self, batch_size: int) -> int:
+        """``batch_size``, capped for a noise model so a batch's noise stays below :data:`NOISE_BATCH_NUMEL` numbers."""
+        return batch_size if not self.noise_numel else max(1, min(batch_size, NOISE_BATCH_NUMEL // self.noise_numel))
+
+    def with_noise(self, noise: torch.Tensor | None) -> "FunctionalModel | FixedNoise":
+        """This model with its forward noise fixed to ``noise`` (itself when ``noise`` is None)."""
+        return self if noise is None else FixedNoise(self, noise)
+
+    def logits(self, params: torch.Tensor | dict[str, torch.Tensor], x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """The module's output at ``params``: a flat vector, or its per-tensor views (name -> tensor).
+
+        ``noise``: the forward noise of a noise model, ``(len(x), noise_numel)``.
+        """
+        named = params if isinstance(params, dict) else self.spec.unflatten(params)
+        return functional_call(self.module, named, (x,) if noise is None else (x, noise))
+
+    def loss(
+        self, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Mean cross-entropy; with ``weight`` (0/1 mask), the mean over the samples where it is 1."""
-        per_sample = F.cross_entropy(self.logits(params, x), y, reduction="none")
+        per_sample = F.cross_entropy(self.logits(params, x, noise), y, reduction="none")
         if weight is None:
             return per_sample.mean()
         return (per_sample * weight).sum() / weight.sum().clamp_min(1.0)
 
-    def loss_and_grad(self, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss_and_grad(
+        self, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Minibatch loss and its gradient with respect to the flat parameters (plain autograd)."""
         # Differentiate with respect to each tensor's view, not the flat vector: the backward of
         # slicing a flat leaf allocates and zero-fills a full-length gradient per tensor, which
         # doubled the cost of a small model's step.
         named = {name: t.detach().requires_grad_(True) for name, t in self.spec.unflatten(params).items()}
-        loss = F.cross_entropy(functional_call(self.module, named, (x,)), y)
+        loss = F.cross_entropy(self.logits(named, x, noise), y)
         grads = torch.autograd.grad(loss, tuple(named.values()))
         return loss.detach(), torch.cat([g.reshape(-1) for g in grads])
 
 
+class FixedNoise:
+    """A noise model with one fixed noise realization: a deterministic function of ``(params, x)``.
+
+    ``logits(params, x)`` uses the first ``len(x)`` rows of ``noise``. Attacks and robust
+    objectives see the model through it, so a white-box attack differentiates exactly the
+    function it is evaluated on (one noise draw per batch, not a fresh draw per gradient step).
+    """
+
+    def __init__(self, model: FunctionalModel, noise: torch.Tensor) -> None:
+        self.model, self.noise, self.spec = model, noise, model.spec
+
+    def logits(self, params: torch.Tensor | dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return self.model.logits(params, x, self.noise[: x.shape[0]])
+
+    def loss(self, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.loss(params, x, y, weight, self.noise[: x.shape[0]])
+
+
 @torch.no_grad()
-def evaluate(model: FunctionalModel, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2500) -> tuple[float, float]:
-    """Accuracy and mean cross-entropy of ``params`` on ``(x, y)``."""
+def evaluate(
+    model: FunctionalModel, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2500, noise_seed: int | None = None
+) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy of ``params`` on ``(x, y)``.
+
+    A noise model's forward noise comes from a generator seeded with ``noise_seed``, drawn batch
+    by batch (:meth:`FunctionalModel.eval_batch_size`): the same realization at every call.
+    """
     correct, total_loss = 0.0, 0.0
+    batch_size = model.eval_batch_size(batch_size)
+    generator = None if noise_seed is None else torch.Generator().manual_seed(noise_seed)
     for start in range(0, len(y), batch_size):
-        logits = model.logits(params, x[start : start + batch_size])
+        xb = x[start : start + batch_size]
+        logits = model.logits(params, xb, model.draw_noise(len(xb), generator, xb))
         yb = y[start : start + batch_size]
         total_loss += F.cross_entropy(logits, yb, reduction="sum").item()
         correct += (logits.argmax(1) == yb).sum().item()

@@ -147,6 +147,8 @@ class VectorizedRuntime(SerialRuntime):
         # outside vmap (a vmapped F.cross_entropy costs a one-time 0.4-0.7 s lazy import inside
         # torch, and is no faster).
         self._cohort_logits = vmap(lambda tensors, x: functional_call(module, tensors, (x,)))
+        # A noise model (EnResNet) takes each client's forward-noise batch as a second input.
+        self._noisy_logits = vmap(lambda tensors, x, z: functional_call(module, tensors, (x, z)))
         self._module = module
         self._buffers: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -209,9 +211,10 @@ class VectorizedRuntime(SerialRuntime):
             states=states,
         )
 
-    def _one_logits(self, tensors: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
+    def _one_logits(self, tensors: dict[str, torch.Tensor], xb: torch.Tensor, zb: torch.Tensor | None = None) -> torch.Tensor:
         """``_cohort_logits`` for a cohort of one, without vmap."""
-        return functional_call(self._module, {name: t[0] for name, t in tensors.items()}, (xb[0],))[None]
+        args = (xb[0],) if zb is None else (xb[0], zb[0])
+        return functional_call(self._module, {name: t[0] for name, t in tensors.items()}, args)[None]
 
     def _gather_buffers(self, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Minibatch buffers of ``rows`` samples, reused across steps and rounds (no fresh allocation per step)."""
@@ -230,12 +233,14 @@ class VectorizedRuntime(SerialRuntime):
         weight: torch.Tensor,
         noise_gens: list[torch.Generator] | None,
         batch: int,
+        forward: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """One batched step of a robust objective: ``vmap`` of the same function the serial runtime calls.
 
         Each client's noise is drawn from its own ``"objective"`` stream exactly as
         :func:`~fedsim.client.local_sgd` draws it (every client draws every step; a client past
-        its schedule discards its draw, which no later step of it reads).
+        its schedule discards its draw, which no later step of it reads). ``forward``: a noise
+        model's ``(C, B, noise_numel)`` forward noise, fixed for the whole objective of each client.
         """
         noise = None
         if noise_gens is not None:
@@ -243,7 +248,10 @@ class VectorizedRuntime(SerialRuntime):
         model = self.model
         tensors = {name: w[:, sl].unflatten(1, shape).detach().requires_grad_(True)
                    for name, shape, sl in zip(model.spec.names, model.spec.shapes, model.spec.slices())}
-        if noise is None:
+        if forward is not None:
+            losses = vmap(lambda tc, xc, yc, wc, zc, fc: objective(model.with_noise(fc), tc, xc, yc, wc, zc),
+                          in_dims=(0, 0, 0, 0, None if noise is None else 0, 0))(tensors, xb, yb, weight, noise, forward)
+        elif noise is None:
             losses = vmap(lambda tc, xc, yc, wc: objective(model, tc, xc, yc, wc, None))(tensors, xb, yb, weight)
         else:
             losses = vmap(lambda tc, xc, yc, wc, zc: objective(model, tc, xc, yc, wc, zc))(tensors, xb, yb, weight, noise)
@@ -286,6 +294,10 @@ class VectorizedRuntime(SerialRuntime):
         noise_gens = None
         if objective is not None and objective.needs_noise:
             noise_gens = torch_generators(self.seed, "objective", rnd, np.asarray(cohort, dtype=np.int64)[order.numpy()])
+        # A noise model's forward noise: each client's "forward_noise" stream, one draw per step it takes, as in local_sgd.
+        forward_gens = None
+        if self.model.noise_numel:
+            forward_gens = torch_generators(self.seed, "forward_noise", rnd, np.asarray(cohort, dtype=np.int64)[order.numpy()])
         for s in range(num_steps):
             k = prefix[s]
             # index_select on the flat row list: about twice as fast as advanced indexing on CPU.
@@ -293,17 +305,23 @@ class VectorizedRuntime(SerialRuntime):
             xb = torch.index_select(x, 0, rows, out=xbuf[: k * batch]).view(k, batch, *x.shape[1:])
             yb = torch.index_select(y, 0, rows, out=ybuf[: k * batch])
             wk = w[:k]
+            forward = None
+            if forward_gens is not None:
+                forward = torch.stack([self.model.draw_noise(batch, g, x) for g in forward_gens[:k]])  # type: ignore[misc]
             # Differentiate with respect to per-tensor views of the (C, d) matrix, not the matrix:
             # the backward of slicing a flat leaf zero-fills a full (C, d) gradient per tensor.
             if objective is not None:
                 # A client past its schedule draws no more noise: no later step of it would read it.
                 gens = None if noise_gens is None else noise_gens[:k]
-                losses, grads = self._objective_step(objective, wk, xb, yb.view(k, batch), weight[:k, s], gens, batch)
+                losses, grads = self._objective_step(objective, wk, xb, yb.view(k, batch), weight[:k, s], gens, batch, forward)
             else:
                 tensors = {name: wk[:, sl].unflatten(1, shape).detach().requires_grad_(True) for name, shape, sl in layout}
                 # One client left (the long tail of a skewed cohort): the plain forward, without
                 # vmap's per-operator dispatch, which then costs more than it batches.
-                logits = self._one_logits(tensors, xb) if k == 1 else self._cohort_logits(tensors, xb)
+                if k == 1:
+                    logits = self._one_logits(tensors, xb, forward)
+                else:
+                    logits = self._cohort_logits(tensors, xb) if forward is None else self._noisy_logits(tensors, xb, forward)
                 per_sample = F.cross_entropy(logits.reshape(k * batch, -1), yb, reduction="none")
                 losses = (per_sample.view(k, batch) * weight[:k, s]).sum(1) / count[:k, s]
                 grads = torch.autograd.grad(losses.sum(), tuple(tensors.values()))

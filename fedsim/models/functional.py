@@ -18,7 +18,7 @@ from torch.func import functional_call
 from fedsim.errors import FedsimError
 from fedsim.params import ParamSpec
 
-__all__ = ["FixedNoise", "FunctionalModel", "UnfoldConv2d", "evaluate", "unfold_conv2d"]
+__all__ = ["FixedNoise", "FunctionalModel", "UnfoldConv2d", "VmapLinear", "cross_entropy_per_sample", "evaluate", "unfold_conv2d"]
 
 #: A noise model is evaluated in batches of at most this many noise numbers (64 MB of float32).
 NOISE_BATCH_NUMEL = 1 << 24
@@ -49,6 +49,18 @@ def unfold_conv2d(
     return out.view(n, out_channels, ho, wo)
 
 
+def cross_entropy_per_sample(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-sample cross-entropy ``logsumexp(z) - z_y`` of ``(N, K)`` logits: ``F.cross_entropy(..., reduction="none")``.
+
+    With fewer than 16 classes torch's CPU ``log_softmax`` kernel is slow (measured, 1 thread,
+    N = 3200: K = 10 forward + backward 2.1 ms, against 0.6 ms for ``logsumexp`` and a gather; at
+    K >= 16 ``F.cross_entropy`` is faster), so small class counts take the logsumexp form.
+    """
+    if logits.shape[-1] < 16:
+        return logits.logsumexp(-1) - logits.gather(-1, y[:, None])[:, 0]
+    return F.cross_entropy(logits, y, reduction="none")
+
+
 class UnfoldConv2d(nn.Conv2d):
     """``nn.Conv2d`` (same parameters) evaluated by :func:`unfold_conv2d`."""
 
@@ -56,6 +68,25 @@ class UnfoldConv2d(nn.Conv2d):
         if self.groups != 1 or self.padding_mode != "zeros" or isinstance(self.padding, str):
             return super().forward(x)
         return unfold_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)  # type: ignore[arg-type]  # Conv2d keeps 2-tuples typed as tuple[int, ...]
+
+
+class VmapLinear(nn.Linear):
+    """``nn.Linear`` (same parameters, same function) computed as ``(W x^T + b)^T`` for 2-D inputs.
+
+    Under ``torch.func.vmap`` over per-client weights, ``F.linear``'s ``x W^T`` becomes a batched
+    matmul whose weight gradient comes out as ``(C, I, O)`` and is transposed back; with ``W x^T``
+    the forward is one ``baddbmm`` and the gradient is ``G^T x`` in the weight's own ``(C, O, I)``
+    layout. Measured on MNIST, 100 clients, batch 32, 1 thread: a round 12% faster for logistic
+    regression and 23% for the MLP-200 (medians of 7 interleaved rounds). Without vmap, plain
+    ``nn.Linear`` is as fast (BLAS takes transposed operands directly), so only the batched path uses it.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2:
+            return super().forward(x)
+        if self.bias is None:
+            return (self.weight @ x.T).T
+        return torch.addmm(self.bias[:, None], self.weight, x.T).T
 
 
 class FunctionalModel:
@@ -94,10 +125,20 @@ class FunctionalModel:
 
     def with_unfold_convolutions(self) -> nn.Module:
         """A copy of the module whose ``Conv2d`` layers compute by :func:`unfold_conv2d` (same parameter names)."""
+        return self.for_vmap(unfold=True, linear=False)
+
+    def for_vmap(self, *, unfold: bool = False, linear: bool = True) -> nn.Module:
+        """A copy of the module laid out for ``vmap`` over clients (same parameter names, same function).
+
+        ``linear``: ``nn.Linear`` layers become :class:`VmapLinear`; ``unfold``: ``nn.Conv2d``
+        layers become :class:`UnfoldConv2d`.
+        """
         module = copy.deepcopy(self.module)
         for m in module.modules():
-            if type(m) is nn.Conv2d:
+            if unfold and type(m) is nn.Conv2d:
                 m.__class__ = UnfoldConv2d
+            elif linear and type(m) is nn.Linear:
+                m.__class__ = VmapLinear
         return module
 
     def to(self, device: torch.device | str) -> "FunctionalModel":

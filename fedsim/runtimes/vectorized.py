@@ -23,14 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
 from fedsim.client.local import objective_noise, schedule_shape, sgd_step, sgd_step_
 from fedsim.client.task import FLOAT_BITS, ClientTask
 from fedsim.data.federated import FederatedData
 from fedsim.errors import FedsimError
-from fedsim.models.functional import FunctionalModel
+from fedsim.models.functional import FunctionalModel, cross_entropy_per_sample
 from fedsim.robustness.training import Objective
 from fedsim.runtimes.base import CohortResult
 from fedsim.runtimes.serial import SerialRuntime
@@ -142,14 +141,16 @@ class VectorizedRuntime(SerialRuntime):
             conv = "per_client" if self.device.type == "cpu" else "vmap"
         # The char-LSTM's batched time loop ran 1.19x serial's time on CPU (benchmarks/model_runtimes.py).
         self.conv = conv if self.model.has_convolutions or self.model.has_recurrence else "vmap"
-        module = self.model.with_unfold_convolutions() if self.conv == "unfold" else self.model.module
+        # Linear layers in the layout whose vmapped gradient needs no transposition (VmapLinear).
+        module = self.model.for_vmap(unfold=self.conv == "unfold")
         # Only the forward pass is vmapped; the loss is taken on the stacked (C, B, K) logits
         # outside vmap (a vmapped F.cross_entropy costs a one-time 0.4-0.7 s lazy import inside
         # torch, and is no faster).
         self._cohort_logits = vmap(lambda tensors, x: functional_call(module, tensors, (x,)))
         # A noise model (EnResNet) takes each client's forward-noise batch as a second input.
         self._noisy_logits = vmap(lambda tensors, x, z: functional_call(module, tensors, (x, z)))
-        self._module = module
+        # One client left: the plain module (unbatched BLAS takes transposed operands directly).
+        self._module = self.model.with_unfold_convolutions() if self.conv == "unfold" else self.model.module
         self._buffers: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def run_cohort(
@@ -322,7 +323,7 @@ class VectorizedRuntime(SerialRuntime):
                     logits = self._one_logits(tensors, xb, forward)
                 else:
                     logits = self._cohort_logits(tensors, xb) if forward is None else self._noisy_logits(tensors, xb, forward)
-                per_sample = F.cross_entropy(logits.reshape(k * batch, -1), yb, reduction="none")
+                per_sample = cross_entropy_per_sample(logits.reshape(k * batch, -1), yb)
                 losses = (per_sample.view(k, batch) * weight[:k, s]).sum(1) / count[:k, s]
                 grads = torch.autograd.grad(losses.sum(), tuple(tensors.values()))
             if in_place:

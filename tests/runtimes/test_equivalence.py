@@ -10,7 +10,7 @@ from fedsim.experiment import run
 from fedsim.client import ClientContext, ClientTask, LocalSGD, minibatch_schedule
 from fedsim.config.schema import ExperimentConfig
 from fedsim.data.federated import build_federated_data
-from fedsim.models.functional import FunctionalModel, unfold_conv2d
+from fedsim.models.functional import FunctionalModel, cross_entropy_per_sample, unfold_conv2d
 from fedsim.models.zoo import build_model
 from fedsim.output import read_metrics
 from fedsim.runtimes import SerialRuntime, VectorizedRuntime
@@ -82,6 +82,37 @@ def test_unfold_convolution_equals_conv2d(stride, padding, dilation):
     for b in (bias, None):
         expected = torch.nn.functional.conv2d(x, weight, b, stride=stride, padding=padding, dilation=dilation)
         torch.testing.assert_close(unfold_conv2d(x, weight, b, stride, padding, dilation), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_vmap_layout_of_linear_layers_is_the_same_function():
+    """The vectorized runtime's copy (VmapLinear) equals the module, per client under vmap and in its gradients."""
+    model = FunctionalModel(build_model("mlp", seed=0, hidden=[7]))
+    batched = model.for_vmap()
+    g = torch.Generator().manual_seed(0)
+    w = model.initial_params() + 0.1 * torch.randn(3, model.dim, generator=g)
+    x = torch.randn(3, 5, 784, generator=g)
+    tensors = [{n: t.detach().requires_grad_(True) for n, t in model.spec.unflatten(row).items()} for row in w]
+    stacked = {n: torch.stack([t[n] for t in tensors]).detach().requires_grad_(True) for n in tensors[0]}
+    out = torch.func.vmap(lambda p, xc: torch.func.functional_call(batched, p, (xc,)))(stacked, x)
+    expected = torch.stack([torch.func.functional_call(model.module, t, (x[i],)) for i, t in enumerate(tensors)])
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    grads = torch.autograd.grad(out.square().sum(), tuple(stacked.values()))
+    for (name, g_b) in zip(stacked, grads):
+        g_ref = torch.stack(torch.autograd.grad(expected.square().sum(), tuple(t[name] for t in tensors), retain_graph=True))
+        torch.testing.assert_close(g_b, g_ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("classes", [2, 10, 16, 80])
+def test_per_sample_cross_entropy_equals_torch(classes):
+    g = torch.Generator().manual_seed(classes)
+    logits = (5 * torch.randn(300, classes, generator=g, dtype=torch.float64)).requires_grad_(True)
+    y = torch.randint(0, classes, (300,), generator=g)
+    ours = cross_entropy_per_sample(logits, y)
+    ref = torch.nn.functional.cross_entropy(logits, y, reduction="none")
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    (w,) = torch.autograd.grad((ours * torch.arange(300.0, dtype=torch.float64)).sum(), logits)
+    (w_ref,) = torch.autograd.grad((ref * torch.arange(300.0, dtype=torch.float64)).sum(), logits)
+    torch.testing.assert_close(w, w_ref, rtol=1e-10, atol=1e-10)
 
 
 def test_vectorized_per_client_start_points(skewed):

@@ -4,16 +4,26 @@
 Radii (``eps``) are in pixel units, fractions of the data range; they are
 converted to input units with the training set's range (:func:`fedsim.robustness.evaluation.data_range`).
 
-Order of the client and server stages, and what it means for DP (enforced here):
+Order of the client and server stages, and what it means for DP (enforced here and in
+:class:`~fedsim.config.schema.ExperimentConfig`):
 
-    client: local SGD on the robust objective -> update transforms (compression) -> clip (DP-Fed-LS)
+    client: local SGD on the robust objective -> update transforms (uplink compression) -> clip to G (DP-Fed-LS)
     attacker: a Byzantine client replaces what it sends (after everything it could have run)
-    server: robust aggregate of the received updates -> server step
+    server: aggregate of the received updates -> Gaussian noise (DP-Fed-LS) -> Laplacian smoothing -> server step
 
-DP-Fed-LS adds Gaussian noise calibrated to the sensitivity ``G`` of the *sum* of clipped
-updates; a robust rule (median, Krum, ...) has a different sensitivity, so the accountant's
-epsilon would be wrong: a non-mean aggregator with a private algorithm is refused. The robust
-objective is client work before clipping, so it keeps the guarantee (privacy is governed by G).
+Which orders keep the privacy guarantee (DP-Fed-LS adds noise calibrated to the sensitivity
+``G`` of the *sum* of clipped updates):
+
+- compress -> clip (fedsim's order) keeps it for every compressor; clip -> compress would keep it
+  only for norm-non-increasing compressors (top-k, not the rescaled random-k or QSGD), so it is
+  not offered;
+- robust objective -> clip keeps it (the objective is client work; privacy is governed by G);
+- robust aggregate -> noise does not: a median or Krum has another sensitivity than the sum, so a
+  non-mean aggregator with ``privacy:`` is refused;
+- Byzantine replacement after clipping keeps the honest clients' guarantee when the attacker's
+  rows do not depend on them (sign_flip, scaling, gaussian, label_flip); an omniscient attack
+  (alie, ipm) reads the honest clipped updates and moves with them, so it is refused with
+  ``privacy:``.
 """
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ from fedsim.config.runtime import FlowerConfig, RuntimeSection, SerialRuntimeCon
 from fedsim.config.sweep import SweepConfig
 from fedsim.config.systems import SystemsConfig
 from fedsim.config.topology import TopologySection
+from fedsim.robustness.byzantine import BYZANTINE_ATTACKS, OMNISCIENT_ATTACKS
 
 __all__ = ["AlgorithmSection", "ExperimentConfig"]
 
@@ -106,12 +107,24 @@ class ExperimentConfig(Section):
 
     @model_validator(mode="after")
     def _robust_aggregation_keeps_privacy(self) -> "ExperimentConfig":
-        # DP-Fed-LS calibrates its noise to the sensitivity of the sum of clipped updates; a robust
-        # rule has another sensitivity, so the reported epsilon would not hold.
+        # The order (fedsim.config.robustness): local SGD -> compress -> clip to G -> Byzantine
+        # rows replaced -> aggregate -> noise -> smoothing. DP-Fed-LS calibrates its noise to the
+        # sensitivity G of the *sum* of clipped updates: a robust rule before the noise has another
+        # sensitivity, and an omniscient attacker's rows move with an honest client's update, so in
+        # both cases the reported epsilon would not hold.
+        if self.privacy is None:
+            return self
         kind = getattr(getattr(self.algorithm, "aggregator", None), "kind", "mean")
-        if kind != "mean" and self.privacy is not None:
+        if kind != "mean":
             raise PydanticCustomError("fedsim", "algorithm.aggregator: '{kind}' with privacy: the DP noise is calibrated to the "
                                       "mean's sensitivity (allowed with privacy: mean)", {"kind": kind})
+        byzantine = self.robustness.byzantine if self.robustness is not None else None
+        if byzantine is not None and byzantine.fraction > 0 and byzantine.attack in OMNISCIENT_ATTACKS:
+            raise PydanticCustomError("fedsim", "robustness.byzantine.attack: '{attack}' with privacy: an omniscient attacker "
+                                      "reads the honest clipped updates, so one client moves more than G of the noised sum "
+                                      "(allowed with privacy: {allowed})",
+                                      {"attack": byzantine.attack,
+                                       "allowed": ", ".join(a for a in (*BYZANTINE_ATTACKS, "label_flip") if a not in OMNISCIENT_ATTACKS)})
         return self
 
     @model_validator(mode="after")

@@ -22,6 +22,7 @@ from fedsim.seeding import torch_generator
 
 __all__ = [
     "BYZANTINE_ATTACKS",
+    "OMNISCIENT_ATTACKS",
     "ByzantineClients",
     "poison_labels",
     "alie",
@@ -101,6 +102,10 @@ BYZANTINE_ATTACKS: dict[str, Callable[..., Tensor]] = {
     "alie": alie,
     "ipm": inner_product_manipulation,
 }
+
+
+# Attacks whose rows are functions of the round's honest updates (they read what only the server should see).
+OMNISCIENT_ATTACKS = ("alie", "ipm")
 
 
 def apply_attack(updates: Tensor, malicious: Tensor, attack: str, generator: torch.Generator, **options: float) -> Tensor:

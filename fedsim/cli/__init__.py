@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from fedsim.cli.app import EXIT_TERMINATED, app
+from fedsim.cli.app import EXIT_TERMINATED, app, freeze_start_up
 from fedsim.errors import FedsimError, Terminated, sigterm_received
 
 __all__ = ["app", "main"]
@@ -56,6 +56,8 @@ def _usage_lines(exc: Any) -> tuple[str | None, str]:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors -> one line on stderr and exit 2; Ctrl-C -> 130; SIGTERM -> 143."""
+    if argv is None:  # the process's own command line; an in-process caller (tests) passes argv
+        freeze_start_up()
     try:
         result = app(args=argv, prog_name="fedsim", standalone_mode=False)
     except FedsimError as exc:

@@ -6,10 +6,15 @@ starts from the same initial weights and ends with a test-set evaluation. Wall t
 MNIST in memory to the final accuracy and includes each engine's own start-up (Ray and its actors
 for fedsim's ray runtime and for Flower), because a user pays it. Contenders alternate across
 repeats so that load on a shared machine hits all alike; medians are reported with the ratios
-``hand_loop / fastest fedsim`` and ``flower / fastest fedsim``.
+``hand_loop / fastest fedsim`` and ``flower / fastest fedsim``. For fedsim's runtimes the wall time is
+also split into start-up (data, model and runtime: for Ray, starting its instance and the actors
+with the training set loaded, itemised under ``ray_startup``) and the round loop (``rounds_s``: the
+3 rounds and the final evaluation); ``ratio_ray_over_vectorized_rounds`` compares round loops (the
+work a longer run repeats), ``ratio_ray_over_vectorized`` whole runs.
 
     PYTHONPATH=. FEDSIM_DATA=../shared/data python benchmarks/fedavg_mnist.py \
-        [--models logistic cnn] [--repeats 1] [--threads N] [--skip-flower] [--out results.json]
+        [--models logistic cnn] [--repeats 1] [--threads N] [--skip-flower] [--only fedsim_vectorized fedsim_ray]
+        [--out results.json]
 
 Flower runs through ``flwr.simulation.run_simulation`` (deprecated in flwr 1.42 but its only
 in-process simulation entry point) with the Message-API ``FedAvg`` strategy and one CPU per
@@ -61,7 +66,8 @@ def fedsim_config(model: str, runtime: dict[str, Any], out: str) -> dict[str, An
     }
 
 
-def run_fedsim(model: str, runtime: dict[str, Any]) -> tuple[float, float]:
+def run_fedsim(model: str, runtime: dict[str, Any]) -> tuple[float, float, dict[str, Any]]:
+    """Wall time, final accuracy and the split of the wall time: start-up and the round loop."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = resolve_config(fedsim_config(model, runtime, tmp))
         start = time.perf_counter()
@@ -70,7 +76,14 @@ def run_fedsim(model: str, runtime: dict[str, Any]) -> tuple[float, float]:
             result = experiment.run(RunFolder.create(Path(tmp) / "run"))
         finally:
             experiment.runtime.close()
-        return time.perf_counter() - start, result.final_accuracy
+        wall = time.perf_counter() - start
+        rounds = result.history[-1]["wall_s"]  # the round loop, final evaluation included
+        split: dict[str, Any] = {"rounds_s": rounds, "startup_s": wall - rounds}
+        if hasattr(experiment.runtime, "startup"):  # the Ray runtime's own start, itemised
+            split["ray_startup"] = dict(experiment.runtime.startup)
+            split["ray_actors"] = experiment.runtime.num_actors
+            split["ray_actor_threads"] = experiment.runtime.actor_threads
+        return wall, result.final_accuracy, split
 
 
 def train_by_hand(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, rnd: int, client: int) -> torch.nn.Module:
@@ -226,34 +239,57 @@ FEDSIM_RUNTIMES = {
 
 
 def with_cpu_time(fn):
-    """``fn()``'s (wall, accuracy) plus this process's CPU seconds (Ray workers' CPU is not counted)."""
+    """``fn()``'s (wall, accuracy[, split]) plus this process's CPU seconds (Ray workers' CPU is not
+    counted) and the 1-minute load average at the end."""
     start = time.process_time()
-    wall, accuracy = fn()
-    return wall, accuracy, time.process_time() - start
+    wall, accuracy, *split = fn()
+    return wall, accuracy, time.process_time() - start, (split[0] if split else {}) | {"load_1m": os.getloadavg()[0]}
 
 
-def bench_model(model: str, repeats: int, flower: bool) -> dict[str, Any]:
+def _median_split(splits: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians of the start-up / round-loop split over repeats (nested dicts key by key)."""
+    out: dict[str, Any] = {}
+    for key, value in splits[0].items():
+        if isinstance(value, dict):
+            out[key] = _median_split([s[key] for s in splits])
+        elif isinstance(value, float):
+            out[key] = round(statistics.median(s[key] for s in splits), 3)
+        else:
+            out[key] = value
+    return out
+
+
+def bench_model(model: str, repeats: int, flower: bool, only: list[str] | None = None) -> dict[str, Any]:
     contenders = {name: (lambda rt=rt: with_cpu_time(lambda: run_fedsim(model, rt))) for name, rt in FEDSIM_RUNTIMES.items()}
     contenders["hand_loop"] = lambda: with_cpu_time(lambda: run_hand_loop(model))
     if model == "logistic":
         contenders["bound_gather_bmm"] = lambda: with_cpu_time(lambda: run_bound(model))
-    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in contenders}
+    if only:
+        contenders = {name: fn for name, fn in contenders.items() if name in only}
+        flower = flower and "flower_simulation" in only
+    runs: dict[str, list[tuple[float, float, float, dict[str, Any]]]] = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, fn in contenders.items():
             runs[name].append(fn())
-            print(json.dumps({"model": model, "contender": name, "wall_s": runs[name][-1][0], "accuracy": runs[name][-1][1]}), file=sys.stderr)
+            print(json.dumps({"model": model, "contender": name, "wall_s": runs[name][-1][0], "accuracy": runs[name][-1][1],
+                              **runs[name][-1][3]}), file=sys.stderr)
     if flower:
         runs["flower_simulation"] = [with_cpu_time(lambda: run_flower(model))]  # one run: it takes tens of seconds
         print(json.dumps({"model": model, "contender": "flower_simulation", "wall_s": runs["flower_simulation"][0][0]}), file=sys.stderr)
     out: dict[str, Any] = {
         name: {
-            "wall_s": round(statistics.median(t for t, _, _ in r), 3),
-            "process_cpu_s": round(statistics.median(c for _, _, c in r), 3),
+            "wall_s": round(statistics.median(t for t, _, _, _ in r), 3),
+            "process_cpu_s": round(statistics.median(c for _, _, c, _ in r), 3),
+            **_median_split([split for _, _, _, split in r]),
             "accuracy": r[-1][1],
             "runs": len(r),
         }
         for name, r in runs.items()
     }
+    if only:  # a partial comparison: the two runtimes' ratios only
+        if {"fedsim_ray", "fedsim_vectorized"} <= out.keys():
+            _ray_ratios(out)
+        return out
     fastest = min(FEDSIM_RUNTIMES, key=lambda n: out[n]["wall_s"])
     out["fastest_fedsim"] = fastest
     best = out[fastest]
@@ -262,7 +298,7 @@ def bench_model(model: str, repeats: int, flower: bool) -> dict[str, Any]:
     if "bound_gather_bmm" in out:
         out["ratio_vectorized_over_bound"] = round(out["fedsim_vectorized"]["wall_s"] / out["bound_gather_bmm"]["wall_s"], 2)
         out["cpu_ratio_vectorized_over_bound"] = round(out["fedsim_vectorized"]["process_cpu_s"] / out["bound_gather_bmm"]["process_cpu_s"], 2)
-        out["ratio_ray_over_vectorized"] = round(out["fedsim_ray"]["wall_s"] / out["fedsim_vectorized"]["wall_s"], 2)
+    _ray_ratios(out)
     # CPU seconds are less sensitive than wall time to other load on a shared machine (in-process contenders only).
     out["cpu_ratio_hand_loop_over_vectorized"] = round(out["hand_loop"]["process_cpu_s"] / out["fedsim_vectorized"]["process_cpu_s"], 2)
     if flower:
@@ -272,12 +308,20 @@ def bench_model(model: str, repeats: int, flower: bool) -> dict[str, Any]:
     return out
 
 
+def _ray_ratios(out: dict[str, Any]) -> None:
+    """Ray against vectorized: the round loops (the target's ratio) and whole runs (start-up included)."""
+    ray, vec = out["fedsim_ray"], out["fedsim_vectorized"]
+    out["ratio_ray_over_vectorized_rounds"] = round(ray["rounds_s"] / vec["rounds_s"], 2)
+    out["ratio_ray_over_vectorized"] = round(ray["wall_s"] / vec["wall_s"], 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["logistic", "cnn"], choices=["logistic", "mlp", "cnn"])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--skip-flower", action="store_true")
     parser.add_argument("--threads", type=int, help="torch threads in this process (1 avoids OpenMP spinning on a loaded machine)")
+    parser.add_argument("--only", nargs="+", help="run only these contenders (e.g. fedsim_vectorized fedsim_ray)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.threads:
@@ -293,7 +337,7 @@ def main() -> None:
         "targets_on_logistic": TARGETS,
     }
     for model in args.models:
-        report[model] = bench_model(model, args.repeats, not args.skip_flower)
+        report[model] = bench_model(model, args.repeats, not args.skip_flower, args.only)
     report["machine"]["load_average_1m_at_end"] = os.getloadavg()[0]
     text = json.dumps(report, indent=2)
     print(text)

@@ -54,13 +54,18 @@ class RayRuntimeConfig(Section):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda)$", description="auto (fractional GPUs when the cluster has them), cpu or cuda")
     max_clients: PositiveInt = Field(256, description="Clients per batched pass inside an actor")
     threads: PositiveInt | None = Field(None, description="torch intra-op threads in each actor (null: the actor's share of CPUs)")
+    conv: Literal["auto", "vmap", "unfold", "per_client"] = Field(
+        "auto",
+        description="Models with convolutions or a recurrence, inside each actor as in the vectorized runtime: auto trains "
+        "client by client on a CPU actor (faster there) and batched (vmap) on a GPU actor",
+    )
 
     def build(self, model: FunctionalModel, data: FederatedData, seed: int) -> Runtime:
         from fedsim.runtimes.ray_runtime import RayRuntime
 
         return RayRuntime(
             model, data, seed=seed, address=self.address, num_actors=self.num_actors, device=self.device, max_clients=self.max_clients,
-            threads=self.threads,
+            threads=self.threads, conv=self.conv,
         )
 
 

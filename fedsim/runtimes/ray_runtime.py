@@ -1,9 +1,14 @@
 """The Ray runtime: long-lived actors, each training a contiguous block of the cohort.
 
-The training set goes into the object store once and every actor keeps it (on its GPU share,
-if any) for its lifetime; each round the global parameters are put once and every actor reads
-the same object. An actor trains its block with the vectorized engine, so one actor per CPU
-(or per GPU fraction) does the work of many clients. The blocks depend only on the cohort and
+The training set goes into the object store once, as numpy arrays, which Ray maps into every
+actor on the node without a copy (a pickled tensor would be copied at the put and again in every
+actor); an actor keeps it (moved to its GPU share, if any) for its lifetime. Each round the
+client task, the global parameters and the broadcast tensors are put once and every actor reads
+the same objects; an actor gets one call per round with its block of client ids, draws the
+block's minibatch schedule itself from the seed (as every runtime does) and returns one stacked
+result. It trains its block with the vectorized engine, so one actor per CPU (or per GPU
+fraction) does the work of many clients; a convolutional or recurrent model trains client by
+client inside the actor on CPU, batched on CUDA, by the vectorized runtime's own ``conv`` rule. The blocks depend only on the cohort and
 the number of actors, never on which actor is alive or finishes first, and the results are
 concatenated in client-id order: a round's outcome does not depend on scheduling. An actor
 that dies mid-round is replaced and its block is retried on another actor; because client
@@ -18,10 +23,13 @@ import logging
 import os
 import subprocess
 import sys
+import time
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 
 from fedsim.client.task import ClientTask
@@ -29,9 +37,9 @@ from fedsim.data.federated import FederatedData
 from fedsim.errors import FedsimError
 from fedsim.models.functional import FunctionalModel
 from fedsim.runtimes.base import CohortResult, Runtime, resolve_device
-from fedsim.runtimes.vectorized import VectorizedRuntime
+from fedsim.runtimes.vectorized import CONV_MODES, VectorizedRuntime
 
-__all__ = ["ClientWorker", "RayRuntime", "block_bounds"]
+__all__ = ["ClientWorker", "RayRuntime", "SharedData", "block_bounds"]
 
 
 def block_bounds(cohort_size: int, blocks: int) -> list[tuple[int, int]]:
@@ -46,11 +54,68 @@ def block_bounds(cohort_size: int, blocks: int) -> list[tuple[int, int]]:
     return bounds
 
 
-class ClientWorker:
-    """What one actor holds: the model, the whole federated training set, and a vectorized engine."""
+class SharedData:
+    """A :class:`FederatedData` in the form Ray shares without copying: its tensors as numpy arrays.
 
-    def __init__(self, model: FunctionalModel, data: FederatedData, seed: int, device: str, max_clients: int, threads: int) -> None:
-        self.engine = VectorizedRuntime(model, data, seed=seed, device=resolve_device(device), max_clients=max_clients, threads=threads)
+    Ray serializes numpy arrays out of band (pickle protocol 5) and maps them read-only from the
+    object store into each process on the node, where :meth:`get` wraps them as tensors without a
+    copy. Client work only reads the training set (augmentation makes a new tensor), so the
+    read-only memory is never written. A tensor numpy cannot hold (bfloat16) is pickled as is.
+    """
+
+    FIELDS = ("x_train", "y_train", "x_test", "y_test")
+
+    def __init__(self, data: FederatedData) -> None:
+        self.arrays = {name: _as_array(getattr(data, name)) for name in self.FIELDS}
+        self.sizes = [len(i) for i in data.client_indices]
+        flat = torch.cat(data.client_indices) if data.client_indices else torch.zeros(0, dtype=torch.long)
+        self.indices = _as_array(flat)
+        empty = torch.zeros(0)
+        self.shell = replace(data, x_train=empty, y_train=empty, x_test=empty, y_test=empty, client_indices=[])
+
+    def get(self) -> FederatedData:
+        """The federated data, its tensors backed by the arrays (the object store's memory under Ray)."""
+        with warnings.catch_warnings():  # the object store's arrays are read-only, and stay unwritten
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            x_train, y_train, x_test, y_test = (_as_tensor(self.arrays[name]) for name in self.FIELDS)
+            indices = _as_tensor(self.indices)
+        return replace(self.shell, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+                       client_indices=list(torch.split(indices, self.sizes)))
+
+
+def _as_array(t: torch.Tensor) -> np.ndarray | torch.Tensor:
+    t = t.detach().cpu().contiguous()
+    try:
+        return t.numpy()
+    except TypeError:  # a dtype numpy lacks
+        return t
+
+
+def _as_tensor(a: np.ndarray | torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(a) if isinstance(a, np.ndarray) else a
+
+
+class ClientWorker:
+    """What one actor holds: the model, the whole federated training set, and a vectorized engine.
+
+    Built in two calls so that the actor's process starts (and imports torch) while the driver
+    is still putting the training set into the object store: the constructor takes only scalars,
+    :meth:`load` the model and the data.
+    """
+
+    def __init__(self, seed: int, device: str, max_clients: int, threads: int, conv: str) -> None:
+        self.seed, self.device, self.max_clients, self.threads, self.conv = seed, resolve_device(device), max_clients, threads, conv
+        self.engine: VectorizedRuntime | None = None
+        self.load_error: Exception | None = None
+
+    def load(self, model: FunctionalModel, data: SharedData) -> None:
+        """Build the engine on the training set (moved to the actor's device once)."""
+        try:
+            self.engine = VectorizedRuntime(model, data.get(), seed=self.seed, device=self.device, max_clients=self.max_clients,
+                                            conv=self.conv, threads=self.threads)
+        except Exception as exc:
+            self.load_error = exc  # a replacement actor's load is not waited on: its first run() raises this
+            raise
 
     def run(
         self,
@@ -61,6 +126,10 @@ class ClientWorker:
         states: list[dict[str, torch.Tensor]] | None,
         broadcast: dict[str, torch.Tensor],
     ) -> CohortResult:
+        """Train one block of the cohort; one stacked result on the CPU."""
+        # load() ran first: Ray runs one caller's calls to an actor in submission order.
+        if self.engine is None:
+            raise self.load_error or RuntimeError("the actor's engine was never loaded")
         result = self.engine.run_cohort(task, params, cohort, rnd, states, broadcast)
         return _to_cpu(result)
 
@@ -107,6 +176,10 @@ class RayRuntime(Runtime):
         when it has any, else CPU.
     max_clients : int (default: 256)
         Clients per batched pass inside an actor.
+    conv : str (default: "auto")
+        How an actor evaluates a convolutional or recurrent model, as for
+        :class:`~fedsim.runtimes.VectorizedRuntime` (``auto``: client by client on a CPU actor,
+        batched on a GPU one).
     max_retries : int (default: 3)
         How many times a block whose actor died is retried before the round fails.
     threads : int or None (default: None)
@@ -125,7 +198,9 @@ class RayRuntime(Runtime):
         max_clients: int = 256,
         max_retries: int = 3,
         threads: int | None = None,
+        conv: str = "auto",
     ) -> None:
+        began = time.perf_counter()
         try:
             import ray
         except ImportError as exc:  # pragma: no cover - ray is a test dependency
@@ -150,32 +225,48 @@ class RayRuntime(Runtime):
                 token_log.removeFilter(_quiet_token_notice)
             if address is None:
                 self._reaper = _start_reaper(ray)
+        #: Seconds of this runtime's start: importing Ray and starting (or joining) its instance, then
+        #: the actors up with the data loaded.
+        self.startup: dict[str, float] = {"ray_init_s": time.perf_counter() - began}
         resources = ray.cluster_resources()
         cpus = int(resources.get("CPU", 1))
         self.num_actors = num_actors or max(1, cpus)
         gpus = resources.get("GPU", 0.0) if device != "cpu" else 0.0
         if device == "cuda" and not gpus:
             raise FedsimError(f"runtime.device: '{device}' requested but the Ray cluster has no GPU (allowed: auto, cpu)")
+        if conv not in CONV_MODES:
+            raise FedsimError(f"runtime.conv: unknown mode '{conv}' (allowed: {', '.join(CONV_MODES)})")
         self._actor_options = {
             "num_cpus": max(cpus // self.num_actors, 1) if cpus >= self.num_actors else cpus / self.num_actors,
             "num_gpus": gpus / self.num_actors if gpus else 0,
             "max_restarts": 0,
         }
-        self._worker_args = (
-            ray.put(model),
-            ray.put(data),
-            seed,
-            "cuda" if gpus else "cpu",
-            max_clients,
-            threads if threads is not None else max(int(self._actor_options["num_cpus"]), 1),
-        )
+        #: torch intra-op threads in each actor.
+        self.actor_threads = threads if threads is not None else max(int(self._actor_options["num_cpus"]), 1)
+        self._worker_args = (seed, "cuda" if gpus else "cpu", max_clients, self.actor_threads, conv)
         self.max_retries = max_retries
         self.retries = 0
         self._remote_worker = ray.remote(ClientWorker)
-        self.actors = [self._spawn() for _ in range(self.num_actors)]
+        # Actors first: their processes start and import torch while the driver puts the data.
+        self.actors: list[Any] = [self._start() for _ in range(self.num_actors)]
+        try:
+            self._load_args = (ray.put(model), ray.put(SharedData(data)))
+            # Wait for the actors here, so that a failing start shows now and round 1 times training only.
+            ray.get([actor.load.remote(*self._load_args) for actor in self.actors])
+        except BaseException:
+            self.close()  # nobody else holds this runtime yet: leave no actor or Ray instance behind
+            raise
+        self.startup["actors_ready_s"] = time.perf_counter() - began - self.startup["ray_init_s"]
+
+    def _start(self) -> Any:
+        """A new actor, before its engine is loaded."""
+        return self._remote_worker.options(**self._actor_options).remote(*self._worker_args)
 
     def _spawn(self) -> Any:
-        return self._remote_worker.options(**self._actor_options).remote(*self._worker_args)
+        """A new actor with its engine loaded (its first call waits for that)."""
+        actor = self._start()
+        actor.load.remote(*self._load_args)
+        return actor
 
     def submit(
         self,
@@ -186,17 +277,24 @@ class RayRuntime(Runtime):
         states: Sequence[dict[str, torch.Tensor]] | None = None,
         broadcast: dict[str, torch.Tensor] | None = None,
     ) -> PendingRound:
-        """Start a round: one contiguous block of the cohort per actor; returns without waiting."""
+        """Start a round: one call per actor with its contiguous block of the cohort; returns without waiting.
+
+        The task, a shared ``(d,)`` start point and the broadcast tensors are put into the object
+        store once and read by every actor; only the block's client ids, its rows of a ``(C, d)``
+        start and its clients' states travel with each call.
+        """
         cohort = list(cohort)
         params = params.detach().cpu()
-        shared = self._ray.put(params) if params.dim() == 1 else None
-        broadcast_ref = self._ray.put({k: v.detach().cpu() for k, v in (broadcast or {}).items()})
+        put = self._ray.put
+        task_ref = put(task)
+        shared = put(params) if params.dim() == 1 else None
+        broadcast_ref = put({k: v.detach().cpu() for k, v in (broadcast or {}).items()})
         bounds = block_bounds(len(cohort), len(self.actors))
         args, refs = [], []
         for b, (lo, hi) in enumerate(bounds):
-            block_params = shared if shared is not None else params[lo:hi]
+            block_params = shared if shared is not None else params[lo:hi].clone()  # a slice would pickle the whole matrix
             block_states = [{k: v.cpu() for k, v in s.items()} for s in states[lo:hi]] if states else None
-            args.append((task, block_params, cohort[lo:hi], rnd, block_states, broadcast_ref))
+            args.append((task_ref, block_params, cohort[lo:hi], rnd, block_states, broadcast_ref))
             refs.append(self.actors[b].run.remote(*args[-1]))
         return PendingRound(cohort, bounds, refs, args, [self.actors[b] for b in range(len(bounds))])
 

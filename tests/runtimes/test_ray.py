@@ -18,6 +18,7 @@ from fedsim.models.functional import FunctionalModel
 from fedsim.models.zoo import build_model
 from fedsim.output import read_metrics
 from fedsim.runtimes import SerialRuntime
+from fedsim.runtimes.ray_runtime import SharedData
 from tests.helpers import REPO, assert_cohorts_close, assert_rows_close
 from tests.runtimes.test_equivalence import case_config
 
@@ -51,6 +52,36 @@ def test_ray_run_equals_serial_on_two_nodes(tmp_path, cluster, case):
     distributed = run(cfg, overrides=["runtime.kind=ray", f"runtime.address={cluster.address}"], out=tmp_path / "ray")
     assert_rows_close(read_metrics(serial.run_dir), read_metrics(distributed.run_dir))
     assert ray.is_initialized(), "a runtime that joined a cluster must not shut it down"
+
+
+def test_shared_data_round_trips_through_pickle_buffers():
+    """The object store's form of the data: numpy arrays sent out of band, rebuilt as equal tensors."""
+    import pickle
+
+    data = build_federated_data(dataset="mnist", num_clients=30, partition="dirichlet", partition_params={"alpha": 0.5}, seed=1)
+    buffers: list[pickle.PickleBuffer] = []
+    blob = pickle.dumps(SharedData(data), protocol=5, buffer_callback=buffers.append)
+    assert len(blob) < 100_000 and sum(memoryview(b).nbytes for b in buffers) >= data.x_train.numel() * 4
+    back = pickle.loads(blob, buffers=buffers).get()
+    for name in SharedData.FIELDS:
+        assert torch.equal(getattr(back, name), getattr(data, name))
+    assert len(back.client_indices) == 30 and all(torch.equal(a, b) for a, b in zip(back.client_indices, data.client_indices))
+
+
+def test_ray_cnn_trains_client_by_client_in_actors_equal_to_serial(cluster):
+    """conv: auto on CPU actors is the serial-inside-actor path; it equals the serial runtime."""
+    from fedsim.runtimes.ray_runtime import RayRuntime
+
+    data = build_federated_data(dataset="mnist", num_clients=200, partition="dirichlet", partition_params={"alpha": 0.5}, seed=1)
+    model = FunctionalModel(build_model("cnn", seed=0, channels=(4, 8)))
+    task = ClientTask(LocalSGD(lr=0.05, batch_size=16, epochs=1))
+    cohort = [2, 5, 11, 40, 77]
+    expected = SerialRuntime(model, data, seed=2).run_cohort(task, model.initial_params(), cohort, rnd=1)
+    runtime = RayRuntime(model, data, seed=2, device="cpu")
+    try:
+        assert_cohorts_close(expected, runtime.run_cohort(task, model.initial_params(), cohort, rnd=1))
+    finally:
+        runtime.close()
 
 
 def test_killed_actor_block_is_retried_with_identical_result(cluster):

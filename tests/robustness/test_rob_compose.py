@@ -1,4 +1,4 @@
-"""Robust training composes with the other algorithms: FedProx, SCAFFOLD, DP-Fed-LS, CHOCO-SGD;
+"""Robust training composes with the other algorithms: FedAvg, FedProx, SCAFFOLD, DP-Fed-LS, D-PSGD, CHOCO-SGD;
 serial and vectorized runs agree, and the objective really changes training."""
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ BASE = {
     "runtime": {"kind": "vectorized", "device": "cpu"},
 }
 ALGORITHMS = {
+    "fedavg": {"algorithm": {"kind": "fedavg", "rounds": 2, "clients_per_round": 5, "local_steps": 3, "lr": 0.1}},
+    "dpsgd": {"algorithm": {"kind": "dpsgd", "rounds": 2, "local_steps": 3, "lr": 0.1}, "topology": {"spec": "ring"}},
     "fedprox": {"algorithm": {"kind": "fedprox", "mu": 0.1, "rounds": 2, "clients_per_round": 5, "local_steps": 3, "lr": 0.1}},
     "scaffold": {"algorithm": {"kind": "scaffold", "rounds": 2, "clients_per_round": 5, "local_steps": 3, "lr": 0.1}},
     "dp_fed_ls": {"algorithm": {"kind": "dp_fed_ls", "rounds": 2, "clients_per_round": 5, "local_steps": 3, "lr": 0.1, "ls_sigma": 1.0},
@@ -32,7 +34,7 @@ ALGORITHMS = {
 def test_tulip_training_composes_and_agrees_across_runtimes(tmp_path, kind):
     cfg = {**BASE, **ALGORITHMS[kind], "output": {"dir": str(tmp_path / "runs"), "plot": False},
            "robustness": {"training": {"kind": "tulip", "eps": 0.5, "lam": 0.5}}}
-    if kind == "choco":
+    if kind in ("choco", "dpsgd"):
         cfg["data"] = {"num_clients": 8, "partition": {"kind": "iid"}}
     vector = run(cfg, out=tmp_path / "v")
     serial = run(cfg, overrides=["runtime.kind=serial"], out=tmp_path / "s")

@@ -107,9 +107,19 @@ def test_robustness_eval_command_reproduces_the_summary_and_refuses_bad_input(tm
     assert code == 2 and "not found" in err
 
 
-def test_robust_run_on_ray_equals_vectorized(tmp_path):
-    pytest.importorskip("ray")
+def test_robust_runs_and_objectives_on_ray_equal_serial_and_vectorized(tmp_path):
+    ray = pytest.importorskip("ray")
     import os
+
+    import torch
+
+    from fedsim.client import ClientTask, LocalSGD
+    from fedsim.data.federated import build_federated_data
+    from fedsim.models.functional import FunctionalModel
+    from fedsim.models.zoo import build_model
+    from fedsim.runtimes import SerialRuntime
+    from fedsim.runtimes.ray_runtime import RayRuntime
+    from tests.robustness.test_rob_runtimes import OBJECTIVES
 
     cfg = byzantine_config(tmp_path, "krum", attack="alie")
     cfg["algorithm"].update(rounds=2, local_steps=3)
@@ -117,11 +127,27 @@ def test_robust_run_on_ray_equals_vectorized(tmp_path):
     vector = run(cfg, out=tmp_path / "v")
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), old) if p)  # Ray workers import this checkout
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)  # one start-up for both checks
     try:
+        # A Byzantine run with a robust aggregator and an adversarial objective, end to end.
         distributed = run(cfg, overrides=["runtime.kind=ray", "runtime.num_actors=2", "runtime.device=cpu"], out=tmp_path / "r")
+        assert_rows_close(read_metrics(vector.run_dir), read_metrics(distributed.run_dir))
+        # Every objective: a Ray cohort equals the serial one on unequal clients.
+        data = build_federated_data(dataset="mnist", num_clients=600, partition="dirichlet", partition_params={"alpha": 0.3}, seed=3)
+        model = FunctionalModel(build_model("mlp", seed=0, hidden=(16,)))
+        params, cohort = model.initial_params(), [3, 17, 250, 599]
+        runtime = RayRuntime(model, data, seed=1, num_actors=1, device="cpu")
+        try:
+            for objective in OBJECTIVES:
+                task = ClientTask(LocalSGD(lr=0.05, batch_size=16, epochs=1), objective=objective)
+                a, b = SerialRuntime(model, data, seed=1).run_cohort(task, params, cohort, 2), runtime.run_cohort(task, params, cohort, 2)
+                torch.testing.assert_close(a.updates, b.updates, atol=1e-5, rtol=0)
+                torch.testing.assert_close(a.train_loss, b.train_loss, atol=1e-5, rtol=0)
+        finally:
+            runtime.close()
     finally:
+        ray.shutdown()
         if old is None:
             os.environ.pop("PYTHONPATH")
         else:
             os.environ["PYTHONPATH"] = old
-    assert_rows_close(read_metrics(vector.run_dir), read_metrics(distributed.run_dir))

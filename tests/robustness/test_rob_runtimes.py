@@ -18,16 +18,15 @@ def skewed():
     return build_federated_data(dataset="mnist", num_clients=600, partition="dirichlet", partition_params={"alpha": 0.3}, seed=3)
 
 
-@pytest.mark.parametrize(
-    "objective",
-    [
-        AdversarialObjective(attack="fgsm", eps=0.3, mix=0.5),
-        AdversarialObjective(attack="pgd", eps=1.0, norm="l2", steps=2, random_start=True),
-        GradientNormObjective(eps=0.1, q=1),
-        TulipObjective(eps=0.1, lam=0.05),
-    ],
-    ids=["fgsm_mix", "pgd_l2_random", "j1", "tulip"],
-)
+OBJECTIVES = [
+    AdversarialObjective(attack="fgsm", eps=0.3, mix=0.5),
+    AdversarialObjective(attack="pgd", eps=1.0, norm="l2", steps=2, random_start=True),
+    GradientNormObjective(eps=0.1, q=1),
+    TulipObjective(eps=0.1, lam=0.05),
+]
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES, ids=["fgsm_mix", "pgd_l2_random", "j1", "tulip"])
 def test_objectives_agree_serial_vs_vectorized(skewed, objective) -> None:
     model = FunctionalModel(build_model("mlp", seed=0, hidden=(16,)))
     params = model.initial_params()
@@ -41,3 +40,4 @@ def test_objectives_agree_serial_vs_vectorized(skewed, objective) -> None:
     torch.testing.assert_close(a.train_loss, b.train_loss, atol=1e-5, rtol=0)
     plain = SerialRuntime(model, skewed, seed=1).run_cohort(ClientTask(task.local), params, cohort, 2)
     assert not torch.allclose(a.updates, plain.updates)
+

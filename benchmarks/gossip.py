@@ -22,11 +22,13 @@ import os
 import platform
 import statistics
 import time
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fedsim.algorithms.base import ServerState
 from fedsim.experiment import Experiment, resolve_config
 from fedsim.runtimes.vectorized import cohort_schedule
 from fedsim.seeding import derive_seeds
@@ -105,6 +107,38 @@ def _batched_round(exp: Experiment, x: torch.Tensor, w: torch.Tensor, rnd: int) 
     return w @ (x - local.lr * grad)
 
 
+def _stages(exp: Experiment, state: ServerState, x: torch.Tensor, w: torch.Tensor, rnd: int) -> dict[str, float]:
+    """Seconds of each stage of one round, hand-batched (as :func:`_batched_round`) and fedsim's own.
+
+    Stages run in the round's order, so each sees the caches the one before left behind.
+    """
+    local, algo, n = exp.algorithm.task.local, exp.algorithm, x.shape[0]
+    out: dict[str, float] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        t0 = time.perf_counter()
+        value = fn()
+        out[name] = time.perf_counter() - t0
+        return value
+
+    sched = timed("schedule (cohort_schedule)", lambda: cohort_schedule(algo.task, exp.data, list(range(n)), exp.cfg.seed, rnd))
+    rows = sched.index[:, 0].reshape(-1)
+    xb = timed("gather x (n*B rows of 784)", lambda: exp.data.x_train.index_select(0, rows).view(n, -1, 784))
+    yb = exp.data.y_train.index_select(0, rows).view(n, -1)
+    weights, bias = x[:, :7840].view(n, 10, 784), x[:, 7840:]
+    p = timed("forward bmm + softmax", lambda: torch.softmax(torch.baddbmm(bias[:, None, :], xb, weights.transpose(1, 2)), dim=-1))
+    p.scatter_add_(2, yb[..., None], torch.full_like(yb[..., None], -1.0, dtype=p.dtype))
+    p /= yb.shape[1]
+    grad = timed("gradient bmm", lambda: torch.cat([torch.bmm(p.transpose(1, 2), xb).reshape(n, -1), p.sum(1)], dim=1))
+    half = timed("step x - lr g", lambda: x - local.lr * grad)
+    timed("gossip W @ X (sparse)", lambda: w @ half)
+    state.params = x.clone()
+    result = timed("fedsim: local updates (runtime, incl. schedule)", lambda: algo.local_updates(state, rnd, exp.runtime))
+    timed("fedsim: x + u, W @ X", lambda: algo.mix(x + result.updates, w))
+    timed("fedsim: round metrics (consensus distance)", lambda: algo.round_metrics(state, rnd, algo.full_message_bits(state), result.train_loss))
+    return out
+
+
 def bench(n: int, rounds: int, topology: str, runtime: str, repeats: int = 3) -> dict[str, object]:
     exp = _experiment(n, topology, runtime)
     algo = exp.algorithm
@@ -117,25 +151,43 @@ def bench(n: int, rounds: int, topology: str, runtime: str, repeats: int = 3) ->
     w_torch = algo.mixing(0, start_x.device)
     _batched_round(exp, start_x, w_torch, 0)  # warm-up
     times: dict[str, list[float]] = {"fedsim": [], "loop": [], "hand_batched": []}
-    for _ in range(repeats):  # interleaved, median of repeats
-        state.params = start_x.clone()
-        t0 = time.perf_counter()
+    cpu: dict[str, list[float]] = {key: [] for key in times}
+
+    def clock(key: str, fn: Any) -> None:
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        times[key].append((time.perf_counter() - t0) / rounds)
+        cpu[key].append((time.process_time() - c0) / rounds)
+
+    def run_fedsim() -> None:
         for rnd in range(1, rounds + 1):
             algo.round(state, rnd, exp.runtime)
-        times["fedsim"].append((time.perf_counter() - t0) / rounds)
-        x = list(start_x.unbind(0))
-        t0 = time.perf_counter()
+
+    def run_loop() -> None:
+        nonlocal x
         for rnd in range(1, rounds + 1):
             x = _loop_round(exp, x, weights, rnd)
-        times["loop"].append((time.perf_counter() - t0) / rounds)
-        xh = start_x.clone()
-        t0 = time.perf_counter()
+
+    def run_batched() -> None:
+        nonlocal xh
         for rnd in range(1, rounds + 1):
             xh = _batched_round(exp, xh, w_torch, rnd)
-        times["hand_batched"].append((time.perf_counter() - t0) / rounds)
+
+    for _ in range(repeats):  # interleaved, median of repeats
+        state.params = start_x.clone()
+        clock("fedsim", run_fedsim)
+        x = list(start_x.unbind(0))
+        clock("loop", run_loop)
+        xh = start_x.clone()
+        clock("hand_batched", run_batched)
     fedsim_s, loop_s, batched_s = (statistics.median(times[k]) for k in ("fedsim", "loop", "hand_batched"))
+    fedsim_c, loop_c, batched_c = (statistics.median(cpu[k]) for k in ("fedsim", "loop", "hand_batched"))
     diff = float((torch.stack(x) - state.params).abs().max())
     diff_batched = float((xh - state.params).abs().max())
+    final = state.params.clone()
+    stage_runs = [_stages(exp, state, start_x, w_torch, 1) for _ in range(max(3, repeats))]
+    stages_ms = {name: 1e3 * statistics.median(run[name] for run in stage_runs) for name in stage_runs[0]}
+    state.params = final
 
     w = algo.mixing(0, state.params.device)
     reps = 20
@@ -159,6 +211,12 @@ def bench(n: int, rounds: int, topology: str, runtime: str, repeats: int = 3) ->
         "loop_rounds_per_s": 1 / loop_s,
         "ratio": loop_s / fedsim_s,
         "ratio_fedsim_over_hand_batched": fedsim_s / batched_s,
+        "cpu_ms": {"fedsim": 1e3 * fedsim_c, "loop": 1e3 * loop_c, "hand_batched": 1e3 * batched_c},
+        "ratio_cpu": loop_c / fedsim_c,
+        "ratio_cpu_fedsim_over_hand_batched": fedsim_c / batched_c,
+        "ratio_hand_batched_over_loop": loop_s / batched_s,
+        "loop_us_per_node": 1e6 * loop_s / n,
+        "stages_ms": stages_ms,
         "targets": {"ratio_min": 10.0, "ratio_fedsim_over_hand_batched_max": 1.5},
         "max_abs_diff": diff,
         "max_abs_diff_hand_batched": diff_batched,

@@ -63,12 +63,14 @@ def topology(
     byzantine = byzantine_fraction is not None or gossip_rules is not None
     table = Table(title=f"topology study ({out})" + ("; consensus and accuracies of the honest nodes" if byzantine else ""))
     for column in ("topology", "nodes", *(("Byzantine f", "gossip rule") if byzantine else ()), "spectral gap",
-                   "final consensus dist.", "accuracy (avg model)", "mean node acc.", "worst node acc.", f"rounds to {target:g}"):
+                   "final consensus dist.", "accuracy (avg model)", "mean node acc.", *(("worst node acc.",) if byzantine else ()),
+                   f"rounds to {target:g}"):
         table.add_column(column)
     for r in rows:
         table.add_row(r["topology"], str(r["nodes"]), *((f"{r['byzantine_fraction']:g}", r["gossip_rule"]) if byzantine else ()),
                       f"{r['spectral_gap']:.4g}", f"{r['final_consensus_distance']:.3g}",
-                      f"{r['final_accuracy']:.4f}", f"{r['final_node_accuracy_mean']:.4f}", f"{r['final_node_accuracy_min']:.4f}",
+                      f"{r['final_accuracy']:.4f}", f"{r['final_node_accuracy_mean']:.4f}",
+                      *((f"{r['final_node_accuracy_min']:.4f}",) if byzantine else ()),
                       str(r["rounds_to_target"] if r["rounds_to_target"] is not None else "-"))
     Console().print(table)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
 
 from fedsim.client.local import LocalSGD
@@ -69,6 +70,16 @@ class RobustGossipConfig(Section):
     def build(self) -> RobustGossip:
         return RobustGossip(self.kind, self.tau, self.trim)
 
+    def check(self, topology: Topology) -> None:
+        """Refuse a trimmed mean that some closed neighbourhood ``{j : W_ij > 0}`` is too small for
+        (checked when the run is built, not at round 1)."""
+        if self.kind != "trimmed_mean":
+            return
+        smallest = min(int(np.diff(m.tocsr().indptr).min()) for m in topology.matrices)
+        if smallest <= 2 * self.trim:
+            raise FedsimError(f"algorithm.robust_gossip.trim={self.trim} needs closed neighbourhoods of more than {2 * self.trim} "
+                              f"nodes; the {topology.family} topology with {topology.nodes} nodes has one of {smallest}")
+
 
 class DPSGDConfig(_LocalTraining):
     """D-PSGD (Lian et al. 2017) in adapt-then-combine or combine-then-adapt form."""
@@ -80,8 +91,11 @@ class DPSGDConfig(_LocalTraining):
     def build(self, ctx: BuildContext) -> Algorithm:
         from fedsim.algorithms.dpsgd import DPSGD
 
+        topology = _topology(ctx)
+        if self.robust_gossip is not None:
+            self.robust_gossip.check(topology)
         rule = self.robust_gossip.build() if self.robust_gossip is not None else None
-        return DPSGD(topology=_topology(ctx), task=self.task(), form=self.form, seed=ctx.seed, mixing_rule=rule)
+        return DPSGD(topology=topology, task=self.task(), form=self.form, seed=ctx.seed, mixing_rule=rule)
 
 
 class ChocoConfig(_LocalTraining):

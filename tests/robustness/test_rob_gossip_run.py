@@ -46,3 +46,15 @@ def test_robust_gossip_agrees_serial_vs_vectorized(tmp_path):
     a = run(cfg, out=tmp_path / "v")
     b = run(cfg, overrides=["runtime.kind=serial"], out=tmp_path / "s")
     assert_rows_close(read_metrics(a.run_dir), read_metrics(b.run_dir))
+
+
+def test_trimmed_mean_too_wide_for_the_graph_is_refused_before_the_run(tmp_path, cli):
+    import yaml
+
+    cfg = gossip_config(tmp_path, {"kind": "trimmed_mean", "trim": 2})
+    cfg["topology"] = {"spec": "ring"}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    code, _, err = cli("run", str(path))
+    assert code == 2 and "trim=2 needs closed neighbourhoods of more than 4 nodes" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()

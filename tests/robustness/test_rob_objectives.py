@@ -60,6 +60,24 @@ def test_gradient_norm_penalty_gradient_matches_finite_differences(q: int) -> No
     assert torch.allclose(g @ direction, fd, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.parametrize("q", [1, 2])
+def test_penalty_matches_a_finite_difference_input_gradient(q: int) -> None:
+    # ||grad_x l(x_i)||_q with the input gradient estimated by central differences, coordinate by coordinate.
+    model, params = mlp(5)
+    model.module.double()
+    x, y = batch(5, n=4)
+    _, norms = GradientNormObjective(eps=1.0, q=q).penalty_terms(model, params, x, y)
+    h = 1e-6
+    for i in range(len(y)):
+        fd = torch.zeros(x[i].numel(), dtype=torch.float64)
+        for j in range(x[i].numel()):
+            e = torch.zeros(x[i].numel(), dtype=torch.float64)
+            e[j] = h
+            up, down = x[i : i + 1] + e.view_as(x[i]), x[i : i + 1] - e.view_as(x[i])
+            fd[j] = (model.loss(params, up, y[i : i + 1]) - model.loss(params, down, y[i : i + 1])) / (2 * h)
+        assert torch.allclose(norms[i], fd.norm(p=q), rtol=1e-6, atol=1e-9)
+
+
 def test_penalty_value_is_the_input_gradient_norm() -> None:
     model, params = mlp(2)
     model.module.double()

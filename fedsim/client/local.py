@@ -15,7 +15,10 @@ from fedsim.models.functional import FunctionalModel
 from fedsim.privacy.clipping import clip_l2
 from fedsim.robustness.training import Objective
 
-__all__ = ["LocalSGD", "LocalResult", "minibatch_schedule", "schedule_shape", "sgd_step", "sgd_step_", "local_sgd"]
+__all__ = [
+    "LocalSGD", "LocalResult", "affine_coefficients", "affine_step_", "minibatch_schedule", "schedule_shape", "sgd_step", "sgd_step_",
+    "local_sgd",
+]
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,36 @@ def sgd_step_(
     if mask is not None:
         direction = direction * mask
     return w.sub_(direction, alpha=local.lr)
+
+
+def affine_coefficients(local: LocalSGD, w_global: torch.Tensor, correction: torch.Tensor | None = None) -> tuple[float, torch.Tensor | None]:
+    """:func:`sgd_step`'s rule (no clipping) as ``w <- a w - eta g + o``: returns ``a`` and ``o``.
+
+    ``w - eta (g + lambda w + mu (w - w_global) + c) = a w - eta g + o`` with
+    ``a = 1 - eta (lambda + mu)`` and ``o = eta (mu w_global - c)``. Within a round ``w_global`` and
+    ``c`` are fixed, so ``o`` is computed once (``None`` when it is zero) and every step of
+    :func:`affine_step_` runs in place without temporaries (FedProx's proximal term then costs
+    one pass instead of two temporaries per tensor per step).
+    """
+    if local.clip_radius is not None:
+        raise ValueError("affine_coefficients: clipping needs the whole vector; use sgd_step")
+    decay = 1.0 - local.lr * (local.weight_decay + local.prox_mu)
+    offset = (local.lr * local.prox_mu) * w_global if local.prox_mu else None
+    if correction is not None:
+        offset = -local.lr * correction if offset is None else offset.sub_(correction, alpha=local.lr)
+    return decay, offset
+
+
+def affine_step_(
+    ws: list[torch.Tensor], grads: list[torch.Tensor] | tuple[torch.Tensor, ...], lr: float, decay: float, offsets: list[torch.Tensor] | None
+) -> None:
+    """One :func:`sgd_step` in place on every tensor of ``ws``: ``w <- decay w - lr g + o`` (see :func:`affine_coefficients`)."""
+    # One dispatch per operation for all tensors (foreach) rather than one per tensor.
+    if decay != 1.0:
+        torch._foreach_mul_(ws, decay)
+    torch._foreach_add_(ws, list(grads), alpha=-lr)
+    if offsets is not None:
+        torch._foreach_add_(ws, offsets)
 
 
 def local_sgd(

@@ -5,7 +5,7 @@ client's minibatch into a ``(C, B, ...)`` tensor with one indexing operation on 
 training set, evaluates the per-client logits with ``torch.func.vmap`` over the model, and takes
 one autograd pass (clients are independent, so the gradient of the summed losses is the stack of
 per-client gradients) with respect to per-tensor views of the matrix. The step itself is
-:func:`~fedsim.client.sgd_step_` (in place, tensor by tensor; :func:`~fedsim.client.sgd_step`
+:func:`~fedsim.client.local.affine_step_` (in place, tensor by tensor; :func:`~fedsim.client.sgd_step`
 when clipping needs whole rows), which is elementwise.
 
 Minibatches come from :func:`~fedsim.client.minibatch_schedule` with each client's own
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, vmap
 
-from fedsim.client.local import objective_noise, schedule_shape, sgd_step, sgd_step_
+from fedsim.client.local import affine_coefficients, affine_step_, objective_noise, schedule_shape, sgd_step
 from fedsim.client.task import FLOAT_BITS, ClientTask
 from fedsim.data.federated import FederatedData
 from fedsim.errors import FedsimError
@@ -285,11 +285,18 @@ class VectorizedRuntime(SerialRuntime):
         xbuf, ybuf = self._gather_buffers(num_clients * batch)
         layout = list(zip(self.model.spec.names, self.model.spec.shapes, self.model.spec.slices()))
         in_place = task.local.clip_radius is None
-        # In place, the (C, d) matrix is updated tensor by tensor through its views (one pass per
-        # step instead of a concatenated gradient and a fresh matrix); clipping needs whole rows.
         w = start.clone(memory_format=torch.contiguous_format)
-        views = [(w[:, sl].unflatten(1, shape), start[:, sl].unflatten(1, shape),
-                  None if correction is None else correction[:, sl].unflatten(1, shape)) for _, shape, sl in layout]
+        # In place, the (C, d) matrix is updated tensor by tensor through its views, by the step
+        # rule rearranged as w <- a w - eta g + o with o fixed for the round (affine_coefficients):
+        # no temporaries per step; clipping needs whole rows.
+        offset_views = None
+        if in_place:
+            decay, offset = affine_coefficients(task.local, start, correction)
+            if offset is not None:
+                offset_views = [offset[:, sl].unflatten(1, shape) for _, shape, sl in layout]
+        weight_views = [w[:, sl].unflatten(1, shape) for _, shape, sl in layout]
+        # Each step's loss is the mean over the minibatch's real samples: per-slot weights 1/count.
+        scale = weight / count[:, :, None]
         loss_sum = torch.zeros(num_clients, device=self.device, dtype=start.dtype)
         objective = task.objective
         noise_gens = None
@@ -299,24 +306,30 @@ class VectorizedRuntime(SerialRuntime):
         forward_gens = None
         if self.model.noise_numel:
             forward_gens = torch_generators(self.seed, "forward_noise", rnd, np.asarray(cohort, dtype=np.int64)[order.numpy()])
+        k_views = -1
         for s in range(num_steps):
             k = prefix[s]
+            if k != k_views:
+                # The prefix shrinks a few times per round: its views are built once per size, not per step.
+                # Differentiate with respect to per-tensor views of the (C, d) matrix, not the
+                # matrix: the backward of slicing a flat leaf zero-fills a full (C, d) gradient
+                # per tensor. The leaves share w's storage, so they see every in-place step.
+                k_views, wk = k, w[:k]
+                tensors = {name: wk[:, sl].unflatten(1, shape).detach().requires_grad_(True) for name, shape, sl in layout}
+                targets = [v[:k] for v in weight_views]
+                offsets = None if offset_views is None else [o[:k] for o in offset_views]
             # index_select on the flat row list: about twice as fast as advanced indexing on CPU.
             rows = index[:k, s].reshape(-1)
             xb = torch.index_select(x, 0, rows, out=xbuf[: k * batch]).view(k, batch, *x.shape[1:])
             yb = torch.index_select(y, 0, rows, out=ybuf[: k * batch])
-            wk = w[:k]
             forward = None
             if forward_gens is not None:
                 forward = torch.stack([self.model.draw_noise(batch, g, x) for g in forward_gens[:k]])  # type: ignore[misc]
-            # Differentiate with respect to per-tensor views of the (C, d) matrix, not the matrix:
-            # the backward of slicing a flat leaf zero-fills a full (C, d) gradient per tensor.
             if objective is not None:
                 # A client past its schedule draws no more noise: no later step of it would read it.
                 gens = None if noise_gens is None else noise_gens[:k]
                 losses, grads = self._objective_step(objective, wk, xb, yb.view(k, batch), weight[:k, s], gens, batch, forward)
             else:
-                tensors = {name: wk[:, sl].unflatten(1, shape).detach().requires_grad_(True) for name, shape, sl in layout}
                 # One client left (the long tail of a skewed cohort): the plain forward, without
                 # vmap's per-operator dispatch, which then costs more than it batches.
                 if k == 1:
@@ -324,11 +337,10 @@ class VectorizedRuntime(SerialRuntime):
                 else:
                     logits = self._cohort_logits(tensors, xb) if forward is None else self._noisy_logits(tensors, xb, forward)
                 per_sample = cross_entropy_per_sample(logits.reshape(k * batch, -1), yb)
-                losses = (per_sample.view(k, batch) * weight[:k, s]).sum(1) / count[:k, s]
+                losses = (per_sample.view(k, batch) * scale[:k, s]).sum(1)
                 grads = torch.autograd.grad(losses.sum(), tuple(tensors.values()))
             if in_place:
-                for (wv, gv, cv), g in zip(views, grads):
-                    sgd_step_(wv[:k], g, gv[:k], task.local, None if cv is None else cv[:k])
+                affine_step_(targets, grads, task.local.lr, decay, offsets)
             else:
                 grad = torch.cat([g.reshape(k, -1) for g in grads], dim=1)
                 w[:k] = sgd_step(wk, grad, start[:k], task.local, None if correction is None else correction[:k])

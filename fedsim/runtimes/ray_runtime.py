@@ -39,7 +39,7 @@ from fedsim.models.functional import FunctionalModel
 from fedsim.runtimes.base import CohortResult, Runtime, resolve_device
 from fedsim.runtimes.vectorized import CONV_MODES, VectorizedRuntime
 
-__all__ = ["ClientWorker", "RayRuntime", "SharedData", "block_bounds"]
+__all__ = ["ClientWorker", "RayRuntime", "SharedData", "ShippedResult", "block_bounds"]
 
 
 def block_bounds(cohort_size: int, blocks: int) -> list[tuple[int, int]]:
@@ -125,13 +125,12 @@ class ClientWorker:
         rnd: int,
         states: list[dict[str, torch.Tensor]] | None,
         broadcast: dict[str, torch.Tensor],
-    ) -> CohortResult:
-        """Train one block of the cohort; one stacked result on the CPU."""
+    ) -> "ShippedResult":
+        """Train one block of the cohort; one stacked result, in the form Ray returns without pickling tensors."""
         # load() ran first: Ray runs one caller's calls to an actor in submission order.
         if self.engine is None:
             raise self.load_error or RuntimeError("the actor's engine was never loaded")
-        result = self.engine.run_cohort(task, params, cohort, rnd, states, broadcast)
-        return _to_cpu(result)
+        return ShippedResult(self.engine.run_cohort(task, params, cohort, rnd, states, broadcast))
 
     def where(self) -> tuple[str, int]:
         """(Ray node id, process id) of this actor."""
@@ -140,10 +139,27 @@ class ClientWorker:
         return ray.get_runtime_context().get_node_id(), os.getpid()
 
 
-def _to_cpu(result: CohortResult) -> CohortResult:
-    result.updates = result.updates.cpu()
-    result.states = [{k: v.cpu() for k, v in s.items()} for s in result.states]
-    return result
+class ShippedResult:
+    """A block's :class:`CohortResult` with its large tensors (updates, client states) as numpy arrays.
+
+    Ray writes numpy arrays into the object store with one copy and the driver reads them in
+    place, where pickling a tensor goes through torch's storage serialization on both sides.
+    """
+
+    def __init__(self, result: CohortResult) -> None:
+        self.clients = result.clients
+        self.updates = _as_array(result.updates)
+        self.small = (result.num_samples.cpu(), result.train_loss.cpu(), result.bits_up.cpu(), result.steps.cpu())
+        self.states = [{k: _as_array(v) for k, v in s.items()} for s in result.states]
+
+    def get(self) -> CohortResult:
+        """The cohort result, every tensor the driver's own (the object store's memory is read-only)."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            updates = _as_tensor(self.updates).clone()
+            states = [{k: _as_tensor(v).clone() for k, v in s.items()} for s in self.states]
+        num_samples, train_loss, bits_up, steps = self.small
+        return CohortResult(self.clients, updates, num_samples, train_loss, bits_up, steps, states)
 
 
 @dataclass
@@ -305,7 +321,7 @@ class RayRuntime(Runtime):
             owner, attempts = pending.owners[b], 0
             while True:
                 try:
-                    parts.append(self._ray.get(ref))
+                    parts.append(self._ray.get(ref).get())
                     break
                 except self._ray.exceptions.RayActorError:
                     attempts += 1

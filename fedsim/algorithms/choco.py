@@ -66,7 +66,7 @@ class ChocoSGD(Decentralized):
 
     def round(self, state: ServerState, rnd: int, runtime: Runtime) -> RoundMetrics:
         result = self.local_updates(state, rnd, runtime)
-        x_half = state.params + result.updates.to(state.params.device)
+        x_half = state.params + self.corrupt(result.updates, rnd).to(state.params.device)
         x_hat = state.extras["x_hat"]
         generators = [torch_generator(self.seed, "choco_compression", rnd, i, device=x_half.device) for i in range(self.nodes)]
         q, bits, self.compressor_states = compress_rows(self.compressor, x_half - x_hat, generators, self.compressor_states)

@@ -210,11 +210,12 @@ def attach(algorithm: Any, section: RobustnessConfig | None, data: Any, seed: in
         algorithm.task = task.with_objective(section.training.build(hi - lo, (lo, hi)))
     byz = section.byzantine
     if byz is not None and byz.fraction > 0:
+        from fedsim.algorithms.choco import ChocoSGD
         from fedsim.algorithms.dpsgd import DPSGD
 
-        if not isinstance(algorithm, (FedAvg, DPSGD)):
-            raise FedsimError(f"robustness.byzantine: supported for the fedavg family and dpsgd, not {name}")
-        count = algorithm.nodes if isinstance(algorithm, DPSGD) else data.num_clients
+        if not isinstance(algorithm, (FedAvg, DPSGD, ChocoSGD)):
+            raise FedsimError(f"robustness.byzantine: supported for the fedavg family, dpsgd and choco, not {name}")
+        count = algorithm.nodes if isinstance(algorithm, (DPSGD, ChocoSGD)) else data.num_clients
         clients = byzantine_clients(count, byz.fraction, seed)
         algorithm.byzantine = ByzantineClients(tuple(clients), byz.attack, byz.options(), seed)
         if byz.attack == "label_flip":

@@ -8,7 +8,7 @@ target. It writes ``study.json`` (one object per run, per-round series as lists)
 (one row per run and round) and two plots: consensus distance against round (log scale) and
 rounds-to-target against 1/gap.
 
-With Byzantine fractions (``robustness.byzantine.fraction``, D-PSGD only) and gossip rules
+With Byzantine fractions (``robustness.byzantine.fraction``, D-PSGD and CHOCO-SGD) and gossip rules
 (``algorithm.robust_gossip``: plain ``W X``, ClippedGossip or trimmed mean) the grid becomes
 topologies x node counts x fractions x rules; accuracies and consensus distances are then those of
 the honest nodes (:meth:`fedsim.algorithms.decentralized.DecentralizedAlgorithm.honest`).
@@ -84,8 +84,8 @@ def _check(cfg: ExperimentConfig) -> None:
         raise FedsimError(f"study topology: algorithm.kind is {cfg.algorithm.kind!r}; allowed: {', '.join(DECENTRALIZED)}")
     topology = cfg.topology.build(cfg.data.num_clients)
     byzantine = cfg.robustness.byzantine if cfg.robustness is not None else None
-    if byzantine is not None and byzantine.fraction > 0 and cfg.algorithm.kind != "dpsgd":
-        raise FedsimError(f"study topology: Byzantine nodes need algorithm.kind dpsgd, got {cfg.algorithm.kind!r}")
+    if byzantine is not None and byzantine.fraction > 0 and cfg.algorithm.kind not in ("dpsgd", "choco"):
+        raise FedsimError(f"study topology: Byzantine nodes need algorithm.kind dpsgd or choco, got {cfg.algorithm.kind!r}")
     rule = getattr(cfg.algorithm, "robust_gossip", None)
     if rule is not None:
         rule.check(topology)  # a trimmed mean too wide for a neighbourhood fails here, not at round 1

@@ -66,3 +66,27 @@ def test_orders_that_break_the_privacy_guarantee_are_refused_in_one_line(tmp_pat
     code, _, err = cli("run", str(path))
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "runs").exists()
+
+
+def test_objective_compression_attackers_and_a_robust_rule_compose(tmp_path):
+    # J^1 objective -> top-k with error feedback -> sign flip x4 by 20% -> trimmed mean, all by configuration.
+    # Measured (load ~10, 1 thread): trimmed mean 0.740 (0.766 without attackers), mean 0.097.
+    cfg = {
+        "seed": 0, "data": {"num_clients": 20, "partition": {"kind": "iid"}}, "model": {"kind": "logistic"},
+        "algorithm": {"kind": "fedavg", "rounds": 4, "clients_per_round": 20, "participation": {"kind": "full"}, "local_steps": 5,
+                      "lr": 0.1, "aggregator": {"kind": "trimmed_mean", "assumed_fraction": 0.2}},
+        "compression": {"uplink": {"kind": "top_k", "ratio": 0.1, "feedback": "ef"}},
+        "robustness": {"training": {"kind": "gradient_norm", "eps": 0.1, "q": 1},
+                       "byzantine": {"fraction": 0.2, "attack": "sign_flip", "scale": 4.0}},
+        "runtime": {"kind": "vectorized", "device": "cpu"}, "output": {"dir": str(tmp_path / "runs"), "plot": False},
+    }
+    from fedsim.output import read_metrics
+    from tests.helpers import assert_rows_close
+
+    vector = run(cfg, out=tmp_path / "v")
+    serial = run(cfg, overrides=["runtime.kind=serial"], out=tmp_path / "s")
+    assert_rows_close(read_metrics(serial.run_dir), read_metrics(vector.run_dir))
+    mean = run(cfg, overrides=["algorithm.aggregator.kind=mean"], out=tmp_path / "m")
+    clean = run(cfg, overrides=["robustness.byzantine.fraction=0"], out=tmp_path / "c")
+    print(f"trimmed mean {vector.final_accuracy:.4f}, mean {mean.final_accuracy:.4f}, no attacker {clean.final_accuracy:.4f}")
+    assert vector.final_accuracy > clean.final_accuracy - 0.05 and mean.final_accuracy < 0.3

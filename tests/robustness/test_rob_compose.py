@@ -48,3 +48,12 @@ def test_objective_refused_where_clients_do_not_run_local_sgd(tmp_path):
            "output": {"dir": str(tmp_path / "runs"), "plot": False}, "robustness": {"training": {"kind": "tulip"}}}
     with pytest.raises(FedsimError, match="robustness.training"):
         run(cfg)
+
+
+def test_with_eps_zero_every_objective_trains_exactly_like_plain_training(tmp_path):
+    cfg = {**BASE, **ALGORITHMS["fedavg"], "output": {"dir": str(tmp_path / "runs"), "plot": False}}
+    plain = read_metrics(run(cfg, out=tmp_path / "plain").run_dir)
+    for training in ({"kind": "adversarial", "attack": "pgd", "eps": 0.0, "steps": 2, "random_start": True, "mix": 0.5},
+                     {"kind": "gradient_norm", "eps": 0.0, "q": 1}, {"kind": "tulip", "eps": 0.0, "lam": 0.0}):
+        robust = run({**cfg, "robustness": {"training": training}}, out=tmp_path / training["kind"])
+        assert_rows_close(plain, read_metrics(robust.run_dir))

@@ -3,7 +3,9 @@
 Each model trains the same cohort (``--clients`` clients of ``--samples`` samples, batch 32, one
 local epoch) on both runtimes, alternating serial and vectorized ``--repeats`` times so load on a
 shared machine hits both alike; the ratio of median wall times (vectorized / serial; below 1 is
-faster) is printed with the load average and torch's thread count. Inputs are random tensors of
+faster) is printed with the load average and torch's thread count. A model with convolutions or a
+recurrence also runs the vectorized runtime in each ``runtime.conv`` mode (``auto`` is per-client on
+CPU; ``vmap``: grouped convolutions or a batched time loop; ``unfold``: im2col + bmm). Inputs are random tensors of
 the data sets' shapes (Fashion-MNIST 1x28x28, CIFAR 3x32x32, Shakespeare 80 characters): cost
 does not depend on the values.
 
@@ -17,6 +19,7 @@ import json
 import os
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -27,6 +30,7 @@ from fedsim.models.zoo import build_model
 from fedsim.runtimes import SerialRuntime, VectorizedRuntime
 
 CASES = {
+    "cnn": dict(input_shape=(1, 28, 28), input_kind="image"),
     "cnn_fedavg": dict(input_shape=(1, 28, 28), input_kind="image"),
     "resnet8": dict(input_shape=(3, 32, 32), input_kind="image", depth=8),
     "resnet20": dict(input_shape=(3, 32, 32), input_kind="image", depth=20),
@@ -54,6 +58,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args()
     torch.set_num_threads(1)
     task = ClientTask(LocalSGD(lr=0.05, batch_size=32, epochs=1))
@@ -65,6 +70,9 @@ def main() -> None:
         model = FunctionalModel(build_model(kind, seed=0, **case))
         data = federation(case, args.clients, args.samples)
         runtimes = {"serial": SerialRuntime(model, data, seed=0), "vectorized": VectorizedRuntime(model, data, seed=0)}
+        if model.has_convolutions or model.has_recurrence:
+            modes = ("vmap", "unfold") if model.has_convolutions else ("vmap",)
+            runtimes.update({f"vectorized_{m}": VectorizedRuntime(model, data, seed=0, conv=m) for m in modes})
         for rt in runtimes.values():  # warm-up (lazy initialisation, allocator)
             rt.run_cohort(task, model.initial_params(), cohort, 0)
         times: dict[str, list[float]] = {k: [] for k in runtimes}
@@ -73,10 +81,18 @@ def main() -> None:
                 t = time.perf_counter()
                 rt.run_cohort(task, model.initial_params(), cohort, r + 1)
                 times[key].append(time.perf_counter() - t)
-        s, v = statistics.median(times["serial"]), statistics.median(times["vectorized"])
-        out[name] = {"serial_s": s, "vectorized_s": v, "ratio": v / s}
+        s = statistics.median(times["serial"])
+        out[name] = {"serial_s": round(s, 4)}
+        for key in runtimes:
+            if key != "serial":
+                v = statistics.median(times[key])
+                out[name][f"{key}_s"] = round(v, 4)
+                out[name][f"ratio_{key}_over_serial"] = round(v / s, 3)
+        print(json.dumps({name: out[name]}), flush=True)
     out["loadavg_after"] = os.getloadavg()
     print(json.dumps(out, indent=1))
+    if args.out:
+        args.out.write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import os
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -29,7 +30,7 @@ from fedsim.models.functional import FunctionalModel
 from fedsim.models.zoo import build_model
 from fedsim.runtimes import SerialRuntime, VectorizedRuntime
 
-CASES = {
+CASES: dict[str, dict[str, Any]] = {
     "cnn": dict(input_shape=(1, 28, 28), input_kind="image"),
     "cnn_fedavg": dict(input_shape=(1, 28, 28), input_kind="image"),
     "resnet8": dict(input_shape=(3, 32, 32), input_kind="image", depth=8),

@@ -7,8 +7,10 @@ Appendix A.3.
 
 from __future__ import annotations
 
-import torch
 from typing import Any
+
+import numpy as np
+import torch
 
 from fedsim.algorithms.base import RoundMetrics, ServerState
 from fedsim.algorithms.decentralized import Decentralized
@@ -16,7 +18,7 @@ from fedsim.client.task import ClientTask
 from fedsim.compression.base import Compressor, compress_rows
 from fedsim.errors import FedsimError
 from fedsim.runtimes.base import Runtime
-from fedsim.seeding import torch_generator
+from fedsim.seeding import torch_generators
 from fedsim.topology.gossip import choco_consensus
 from fedsim.topology.topology import Topology
 
@@ -68,7 +70,8 @@ class ChocoSGD(Decentralized):
         result = self.local_updates(state, rnd, runtime)
         x_half = state.params + self.corrupt(result.updates, rnd).to(state.params.device)
         x_hat = state.extras["x_hat"]
-        generators = [torch_generator(self.seed, "choco_compression", rnd, i, device=x_half.device) for i in range(self.nodes)]
+        # The nodes' seeds in one vectorized derivation (the same streams as one torch_generator per node).
+        generators = torch_generators(self.seed, "choco_compression", rnd, np.arange(self.nodes), device=x_half.device)
         q, bits, self.compressor_states = compress_rows(self.compressor, x_half - x_hat, generators, self.compressor_states)
         x_hat = x_hat + q
         state.extras["x_hat"] = x_hat

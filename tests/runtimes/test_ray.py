@@ -1,4 +1,5 @@
-"""The Ray runtime on a two-node Ray cluster started on this machine: same results as serial, actors
+"""The Ray runtime on a two-node Ray cluster started on this machine: same results as serial (FedAvg, FedProx,
+SCAFFOLD, top-k with error feedback, DP-Fed-LS, D-PSGD, DP-LSSGD; a CNN trained client by client in the actors), actors
 on both nodes, and a round that survives an actor killed mid-round with an identical result.
 
 Ray is started once for the module (startup dominates on two cores) and shut down at its end.
@@ -45,7 +46,7 @@ def cluster():
         os.environ["PYTHONPATH"] = old
 
 
-@pytest.mark.parametrize("case", ["fedavg", "scaffold", "dpsgd", "dp_lssgd"])
+@pytest.mark.parametrize("case", ["fedavg", "fedprox", "scaffold", "topk_ef", "dp_fed_ls_every_step", "dpsgd", "dp_lssgd"])
 def test_ray_run_equals_serial_on_two_nodes(tmp_path, cluster, case):
     cfg = case_config(tmp_path, case)
     serial = run(cfg, out=tmp_path / "serial")

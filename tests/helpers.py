@@ -112,13 +112,19 @@ class QuadraticModel:
     Duck-types the part of :class:`~fedsim.models.FunctionalModel` that local SGD uses.
     """
 
+    #: No forward noise (FunctionalModel.noise_numel for a model without noisy layers).
+    noise_numel = 0
+
     def __init__(self, dim: int) -> None:
         self.dim = dim
 
     def to(self, device: torch.device | str) -> "QuadraticModel":
         return self
 
-    def loss_and_grad(self, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def draw_noise(self, rows: int, generator: torch.Generator | None, like: torch.Tensor) -> None:
+        return None
+
+    def loss_and_grad(self, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         a, b = x[:, : self.dim], x[:, self.dim :]
         return (0.5 * a * (w - b) ** 2).sum(1).mean(), (a * (w - b)).mean(0)
 
